@@ -1,0 +1,141 @@
+"""Reading raw corpora into batches of normalized lines, accounting for every line.
+
+`ReadCorpus` turns corpus files (.txt/.jsonl, optionally .gz/.bz2) into batches of raw lines
+spread over workers; `NormalizeLines` decodes and BERT-normalizes them, dropping bad lines with
+a named reason. `normalize_line` is the per-line logic, callable without Beam.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from pipelines.accounting import counter
+from pipelines.files import ReadFailure, read_lines, record_format
+from vocab.normalization import basic_words
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LineBatch:
+    """Consecutive lines of one file; `key` (path, first line number) is stable across runs."""
+
+    key: tuple[str, int]
+    fmt: str
+    lines: tuple[bytes | None, ...]
+
+
+class _ReadLineBatches(beam.DoFn):
+    def __init__(self, batch_bytes: int, max_line_bytes: int):
+        self._batch_bytes = batch_bytes
+        self._max_line_bytes = max_line_bytes
+
+    def process(self, path: str):
+        fmt = record_format(path)
+        batch: list[bytes | None] = []
+        first, size = 1, 0
+        try:
+            for line in read_lines(path, self._max_line_bytes):
+                if not batch:
+                    first = line.number
+                batch.append(line.data)
+                size += len(line.data) if line.data is not None else 0
+                if size >= self._batch_bytes:
+                    yield LineBatch((path, first), fmt, tuple(batch))
+                    batch, size = [], 0
+        except ReadFailure as failure:
+            _LOG.warning("%s", failure)
+            yield counter("files_unreadable")
+            yield counter(f"read_error: {failure}")
+        if batch:
+            yield LineBatch((path, first), fmt, tuple(batch))
+        yield counter("files_read")
+
+
+class ReadCorpus(beam.PTransform):
+    """Corpus file paths → LineBatch elements, redistributed so workers share the work."""
+
+    def __init__(self, paths: list[str], batch_bytes: int = 1 << 20, max_line_bytes: int = 1 << 20):
+        super().__init__()
+        self._paths = paths
+        self._batch_bytes = batch_bytes
+        self._max_line_bytes = max_line_bytes
+
+    def expand(self, pbegin):
+        read = (
+            pbegin
+            | "Paths" >> beam.Create(self._paths)
+            | "ReadBatches"
+            >> beam.ParDo(_ReadLineBatches(self._batch_bytes, self._max_line_bytes)).with_outputs(
+                "counters", main="batches"
+            )
+        )
+        batches = read.batches | "Spread" >> beam.Reshuffle()
+        return batches, read.counters
+
+
+def normalize_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
+    """One raw line → (space-joined BERT words, None) or (None, the reason it is dropped)."""
+    if data is None:
+        return None, "too_long"
+    if b"\x00" in data:
+        return None, "binary"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "invalid_utf8"
+    if fmt == "jsonl":
+        if not text.strip():
+            return None, "empty"
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            return None, "invalid_json"
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            return None, "no_text_field"
+        text = record["text"]
+    words = basic_words(text)
+    if not words:
+        return None, "empty"
+    return " ".join(words), None
+
+
+@dataclass(frozen=True)
+class NormalizedBatch:
+    key: tuple[str, int]
+    lines: tuple[str, ...]
+
+
+class _NormalizeBatch(beam.DoFn):
+    def process(self, batch: LineBatch):
+        kept: list[str] = []
+        dropped: dict[str, int] = {}
+        tokens = 0
+        for data in batch.lines:
+            words, reason = normalize_line(data, batch.fmt)
+            if words is None:
+                dropped[reason] = dropped.get(reason, 0) + 1
+            else:
+                kept.append(words)
+                tokens += words.count(" ") + 1
+        yield counter("lines_read", len(batch.lines))
+        yield counter("lines_kept", len(kept))
+        yield counter("tokens", tokens)
+        for reason, amount in dropped.items():
+            yield counter(f"lines_dropped.{reason}", amount)
+        if kept:
+            yield NormalizedBatch(batch.key, tuple(kept))
+
+
+class NormalizeLines(beam.PTransform):
+    """LineBatch → NormalizedBatch (BERT uncased words joined by spaces), plus counters."""
+
+    def expand(self, batches):
+        out = batches | "Normalize" >> beam.ParDo(_NormalizeBatch()).with_outputs(
+            "counters", main="normalized"
+        )
+        return out.normalized, out.counters

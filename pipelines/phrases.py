@@ -1,0 +1,177 @@
+"""The English phrase-dictionary pipeline: raw text → n-gram Parquet → KenLM model → phrases.tsv.
+
+    ambert phrases --corpus data/en --out out/phrases [--order 4] [--min-count 5] [Beam flags]
+
+Outputs in OUT: ngrams/*.parquet (ngram, n, count), lm.arpa, lm.binary, phrases.tsv
+(phrase, n, count, score; best first; scoring rule in pipelines/phrase_scoring.py) and
+stats.json, written last: its presence marks a complete run. Re-running overwrites safely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.accounting import WriteCounters
+from pipelines.corpus import NormalizeLines, ReadCorpus
+from pipelines.files import expand_corpus_paths, read_bytes, write_atomically
+from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
+from pipelines.ngrams import CountNgrams, WriteNgramParquet
+from pipelines.phrase_scoring import ScorePhrases
+from pipelines.runner import pipeline_options
+from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases
+
+_LOG = logging.getLogger(__name__)
+MAX_KENLM_ORDER = 6  # the pip kenlm module and our lmplz are built with KENLM_MAX_ORDER=6
+
+
+@dataclass(frozen=True)
+class PhrasesConfig:
+    corpus: tuple[str, ...]
+    out: str
+    order: int = 4
+    min_count: int = 5
+    max_phrases: int = 77_645  # the paper's English dictionary size
+    min_dependency: float = 1.5
+    num_shards: int = 8
+    batch_bytes: int = 1 << 20
+    max_line_bytes: int = 1 << 20
+    kenlm_memory: str = "20%"
+
+    def __post_init__(self):
+        if not 2 <= self.order <= MAX_KENLM_ORDER:
+            raise ValueError(f"--order must be between 2 and {MAX_KENLM_ORDER}, got {self.order}")
+        if self.min_count < 1 or self.max_phrases < 1 or self.num_shards < 1:
+            raise ValueError("--min-count, --max-phrases and --num-shards must be positive")
+
+    @property
+    def work_dir(self) -> str:
+        return f"{self.out}/.work"
+
+
+class _WritePhrases(beam.DoFn):
+    def __init__(self, path: str, max_phrases: int):
+        self._path = path
+        self._max_phrases = max_phrases
+
+    def process(self, keyed):
+        _key, lists = keyed
+        ranked = rank_phrases([entry for entries in lists for entry in entries], self._max_phrases)
+        write_atomically(self._path, format_phrase_tsv(ranked).encode("utf-8"))
+        yield len(ranked)
+
+
+class BuildPhraseDictionary(beam.PTransform):
+    """Lists of passing PhraseEntry → phrases.tsv with the best `max_phrases`, best first."""
+
+    def __init__(self, path: str, max_phrases: int):
+        super().__init__()
+        self._fn = _WritePhrases(path, max_phrases)
+
+    def expand(self, phrase_lists):
+        every = phrase_lists.pipeline | "NoneYet" >> beam.Create([(None, [])])
+        return (
+            (phrase_lists | "OneKey" >> beam.Map(lambda entries: (None, entries)), every)
+            | "WithEmpty" >> beam.Flatten()
+            | "Gather" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(self._fn)
+        )
+
+
+def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]) -> None:
+    """Wire the stages: read → normalize → count/write n-grams → KenLM → score → dictionary."""
+    batches, read_counters = p | "ReadCorpus" >> ReadCorpus(
+        corpus_files, cfg.batch_bytes, cfg.max_line_bytes
+    )
+    normalized, normalize_counters = batches | "NormalizeLines" >> NormalizeLines()
+    rows, count_counters = normalized | "CountNgrams" >> CountNgrams(
+        cfg.order, cfg.min_count, cfg.num_shards
+    )
+    rows | "WriteNgramParquet" >> WriteNgramParquet(f"{cfg.out}/ngrams", cfg.num_shards)
+    corpus_shards = normalized | "WriteNormalizedCorpus" >> WriteNormalizedCorpus(
+        f"{cfg.work_dir}/corpus", cfg.num_shards
+    )
+    model, kenlm_counters = corpus_shards | "TrainKenLM" >> TrainKenLM(
+        cfg.order, f"{cfg.out}/lm.arpa", f"{cfg.out}/lm.binary", cfg.kenlm_memory
+    )
+    phrase_lists, score_counters = rows | "ScorePhrases" >> ScorePhrases(
+        f"{cfg.out}/lm.binary", model, cfg.min_dependency
+    )
+    phrase_lists | "BuildPhraseDictionary" >> BuildPhraseDictionary(
+        f"{cfg.out}/phrases.tsv", cfg.max_phrases
+    )
+    (
+        read_counters,
+        normalize_counters,
+        count_counters,
+        kenlm_counters,
+        score_counters,
+    ) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
+
+
+def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], seconds: float,
+              beam_args: list[str]) -> dict:
+    """The stats.json document from the pipeline's counters."""
+    dropped = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("lines_dropped.")}
+    per_order = lambda prefix: {  # noqa: E731
+        k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith(prefix)
+    }
+    return {
+        "files": {
+            "given": len(corpus_files),
+            "read": counters.get("files_read", 0),
+            "unreadable": counters.get("files_unreadable", 0),
+            "errors": sorted(k.split(": ", 1)[1] for k in counters if k.startswith("read_error: ")),
+        },
+        "lines": {
+            "read": counters.get("lines_read", 0),
+            "kept": counters.get("lines_kept", 0),
+            "dropped": dict(sorted(dropped.items())),
+        },
+        "tokens": counters.get("tokens", 0),
+        "ngrams_distinct": per_order("ngrams_distinct."),
+        "ngrams_kept": per_order("ngrams_kept."),
+        "phrases": {
+            "candidates": counters.get("phrase_candidates", 0),
+            "passing": counters.get("phrases_passing", 0),
+        },
+        "timings_seconds": {
+            "total": round(seconds, 3),
+            "kenlm": counters.get("seconds.kenlm", 0.0),
+        },
+        "options": {
+            **{k: v for k, v in dataclasses.asdict(cfg).items() if k != "corpus"},
+            "corpus": list(cfg.corpus),
+            "corpus_files": corpus_files,
+            "beam_args": beam_args,
+        },
+    }
+
+
+def _clear_previous_outputs(cfg: PhrasesConfig) -> None:
+    """Remove the completion marker first, then what a previous run left, so reruns are safe."""
+    stale = [f"{cfg.out}/stats.json"]
+    for pattern in (f"{cfg.work_dir}/**", f"{cfg.out}/ngrams/*"):
+        stale += [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+    FileSystems.delete([path for path in stale if FileSystems.exists(path)])
+
+
+def run(cfg: PhrasesConfig, beam_args: list[str] | None = None) -> dict:
+    """Run the whole pipeline; returns the stats.json content (also written to OUT)."""
+    corpus_files = expand_corpus_paths(list(cfg.corpus))
+    FileSystems.mkdirs(cfg.out) if not FileSystems.exists(cfg.out) else None
+    _clear_previous_outputs(cfg)
+    started = time.monotonic()
+    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
+        build_pipeline(pipeline, cfg, corpus_files)
+    counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
+    stats = summarize(counters, cfg, corpus_files, time.monotonic() - started, list(beam_args or []))
+    FileSystems.delete([f"{cfg.work_dir}"])
+    write_atomically(f"{cfg.out}/stats.json", json.dumps(stats, indent=2).encode())
+    return stats
