@@ -1,23 +1,41 @@
-"""Data accounting for pipelines: every step reports (counter, amount) pairs as a side output.
+"""Data accounting for pipelines: every step reports `Count(name, amount)` elements.
 
-Counters travel as ordinary PCollection elements (not Beam metrics) so they are exact on every
-runner, Dask included. `WriteCounters` sums them and writes one JSON file for the driver.
+Counters travel in the main output as ordinary elements (not Beam metrics, not tagged side
+outputs, which Beam's DaskRunner does not separate), so they are exact on every runner.
+`SplitCounters` separates them from the data; `WriteCounters` sums them into one JSON file.
 """
 
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import apache_beam as beam
 
 from pipelines.files import write_atomically
 
-COUNTERS = "counters"  # the tag of the side output that carries (counter, amount) pairs
+
+class Count(NamedTuple):
+    """An element adding `amount` to counter `name`."""
+
+    name: str
+    amount: int | float
 
 
-def counter(name: str, amount: int | float = 1) -> beam.pvalue.TaggedOutput:
-    """A side-output element adding `amount` to counter `name`."""
-    return beam.pvalue.TaggedOutput(COUNTERS, (name, amount))
+def counter(name: str, amount: int | float = 1) -> Count:
+    return Count(name, amount)
+
+
+def _is_count(element) -> bool:
+    return isinstance(element, Count)
+
+
+class SplitCounters(beam.PTransform):
+    """A PCollection mixing data and Count elements → (data, Count elements)."""
+
+    def expand(self, mixed):
+        data = mixed | "Data" >> beam.Filter(lambda element: not _is_count(element))
+        return data, mixed | "Counters" >> beam.Filter(_is_count)
 
 
 class _WriteJson(beam.DoFn):
@@ -32,7 +50,7 @@ class _WriteJson(beam.DoFn):
 
 
 class WriteCounters(beam.PTransform):
-    """Sum (counter, amount) pairs from several PCollections and write them as a JSON object."""
+    """Sum the Count elements of several PCollections and write them as one JSON object."""
 
     def __init__(self, path: str):
         super().__init__()
@@ -42,6 +60,7 @@ class WriteCounters(beam.PTransform):
         return (
             pcolls
             | "Flatten" >> beam.Flatten()
+            | "AsPairs" >> beam.Map(lambda count: (count.name, count.amount))
             | "Sum" >> beam.CombinePerKey(sum)
             | "OneKey" >> beam.Map(lambda kv: (None, kv))
             | "Gather" >> beam.GroupByKey()

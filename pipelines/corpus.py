@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from pipelines.accounting import counter
+from pipelines.accounting import SplitCounters, counter
 from pipelines.files import ReadFailure, read_lines, record_format
 from vocab.normalization import basic_words
 
@@ -66,16 +66,13 @@ class ReadCorpus(beam.PTransform):
         self._max_line_bytes = max_line_bytes
 
     def expand(self, pbegin):
-        read = (
+        batches, counts = (
             pbegin
             | "Paths" >> beam.Create(self._paths)
-            | "ReadBatches"
-            >> beam.ParDo(_ReadLineBatches(self._batch_bytes, self._max_line_bytes)).with_outputs(
-                "counters", main="batches"
-            )
+            | "ReadBatches" >> beam.ParDo(_ReadLineBatches(self._batch_bytes, self._max_line_bytes))
+            | "SplitCounters" >> SplitCounters()
         )
-        batches = read.batches | "Spread" >> beam.Reshuffle()
-        return batches, read.counters
+        return batches | "Spread" >> beam.Reshuffle(), counts
 
 
 def normalize_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
@@ -135,7 +132,8 @@ class NormalizeLines(beam.PTransform):
     """LineBatch → NormalizedBatch (BERT uncased words joined by spaces), plus counters."""
 
     def expand(self, batches):
-        out = batches | "Normalize" >> beam.ParDo(_NormalizeBatch()).with_outputs(
-            "counters", main="normalized"
+        return (
+            batches
+            | "Normalize" >> beam.ParDo(_NormalizeBatch())
+            | "SplitCounters" >> SplitCounters()
         )
-        return out.normalized, out.counters

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import counter
+from pipelines.accounting import SplitCounters, counter
 from pipelines.files import write_atomically
 
 _LOG = logging.getLogger(__name__)
@@ -133,10 +133,10 @@ class TrainKenLM(beam.PTransform):
         self._fn = _TrainKenLM(order, arpa_path, binary_path, memory)
 
     def expand(self, corpus_paths):
-        out = (
+        return (
             corpus_paths
             | "OneKey" >> beam.Map(lambda path: (None, path))
             | "Gather" >> beam.GroupByKey()
-            | "Train" >> beam.ParDo(self._fn).with_outputs("counters", main="model")
+            | "Train" >> beam.ParDo(self._fn)
+            | "SplitCounters" >> SplitCounters()
         )
-        return out.model, out.counters

@@ -17,7 +17,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.accounting import counter
+from pipelines.accounting import SplitCounters, counter
 from pipelines.files import write_atomically
 from vocab.normalization import phrase_segments
 
@@ -95,16 +95,13 @@ class CountNgrams(beam.PTransform):
         every_shard = batches.pipeline | "EveryShard" >> beam.Create(
             [(shard, {}) for shard in range(self._num_shards)]
         )
-        merged = (
+        return (
             (partials, every_shard)
             | "WithEveryShard" >> beam.Flatten()
             | "GroupShards" >> beam.GroupByKey()
-            | "MergeAndPrune"
-            >> beam.ParDo(_MergeShard(self._order, self._min_count)).with_outputs(
-                "counters", main="rows"
-            )
+            | "MergeAndPrune" >> beam.ParDo(_MergeShard(self._order, self._min_count))
+            | "SplitCounters" >> SplitCounters()
         )
-        return merged.rows, merged.counters
 
 
 def ngram_table(rows: list[tuple[str, int, int]]) -> pa.Table:
@@ -129,11 +126,11 @@ class _WriteShard(beam.DoFn):
         name = f"part-{shard:05d}-of-{self._num_shards:05d}.parquet"
         path = f"{self._directory}/{name}"
         write_atomically(path, buffer.getvalue())
-        yield path
+        yield counter("ngram_files_written")
 
 
 class WriteNgramParquet(beam.PTransform):
-    """(shard, rows) → one Parquet file per shard under `directory`; yields the paths."""
+    """(shard, rows) → one Parquet file per shard under `directory`; yields Count elements."""
 
     def __init__(self, directory: str, num_shards: int):
         super().__init__()

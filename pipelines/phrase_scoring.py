@@ -29,7 +29,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import counter
+from pipelines.accounting import SplitCounters, counter
 from vocab.phrase_dictionary import PhraseEntry
 
 
@@ -106,7 +106,8 @@ class ScorePhrases(beam.PTransform):
         self._model_ready = model_ready
 
     def expand(self, shards):
-        out = shards | "Score" >> beam.ParDo(
-            self._fn, beam.pvalue.AsSingleton(self._model_ready)
-        ).with_outputs("counters", main="phrases")
-        return out.phrases, out.counters
+        return (
+            shards
+            | "Score" >> beam.ParDo(self._fn, beam.pvalue.AsSingleton(self._model_ready))
+            | "SplitCounters" >> SplitCounters()
+        )

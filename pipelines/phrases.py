@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import WriteCounters
+from pipelines.accounting import WriteCounters, counter
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import expand_corpus_paths, read_bytes, write_atomically
 from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
@@ -64,11 +64,11 @@ class _WritePhrases(beam.DoFn):
         _key, lists = keyed
         ranked = rank_phrases([entry for entries in lists for entry in entries], self._max_phrases)
         write_atomically(self._path, format_phrase_tsv(ranked).encode("utf-8"))
-        yield len(ranked)
+        yield counter("phrases_written", len(ranked))
 
 
 class BuildPhraseDictionary(beam.PTransform):
-    """Lists of passing PhraseEntry → phrases.tsv with the best `max_phrases`, best first."""
+    """Lists of passing PhraseEntry → phrases.tsv with the best `max_phrases`; yields a Count."""
 
     def __init__(self, path: str, max_phrases: int):
         super().__init__()
@@ -93,7 +93,9 @@ def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]
     rows, count_counters = normalized | "CountNgrams" >> CountNgrams(
         cfg.order, cfg.min_count, cfg.num_shards
     )
-    rows | "WriteNgramParquet" >> WriteNgramParquet(f"{cfg.out}/ngrams", cfg.num_shards)
+    ngram_files = rows | "WriteNgramParquet" >> WriteNgramParquet(
+        f"{cfg.out}/ngrams", cfg.num_shards
+    )
     corpus_shards = normalized | "WriteNormalizedCorpus" >> WriteNormalizedCorpus(
         f"{cfg.work_dir}/corpus", cfg.num_shards
     )
@@ -103,15 +105,19 @@ def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]
     phrase_lists, score_counters = rows | "ScorePhrases" >> ScorePhrases(
         f"{cfg.out}/lm.binary", model, cfg.min_dependency
     )
-    phrase_lists | "BuildPhraseDictionary" >> BuildPhraseDictionary(
+    dictionary = phrase_lists | "BuildPhraseDictionary" >> BuildPhraseDictionary(
         f"{cfg.out}/phrases.tsv", cfg.max_phrases
     )
+    # The counters file is the one sink every branch feeds (some runners, Dask among them,
+    # execute only what the last transform depends on).
     (
         read_counters,
         normalize_counters,
         count_counters,
+        ngram_files,
         kenlm_counters,
         score_counters,
+        dictionary,
     ) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
 
 
@@ -140,6 +146,7 @@ def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], secon
         "phrases": {
             "candidates": counters.get("phrase_candidates", 0),
             "passing": counters.get("phrases_passing", 0),
+            "written": counters.get("phrases_written", 0),
         },
         "timings_seconds": {
             "total": round(seconds, 3),

@@ -3,17 +3,21 @@
 Any Beam flag passes through (`--runner DaskRunner --dask_client_address ...`,
 `--direct_num_workers 2 --direct_running_mode multi_processing`, Dataflow flags, ...).
 Without `--runner` the in-process FnApiRunner runs the pipeline (the DirectRunner would first
-try to download Prism).
+try to download Prism). `DaskRunner` is accepted as a short name for Beam's Dask runner.
 """
 
 from __future__ import annotations
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
+
 
 def pipeline_options(beam_args: list[str] | None) -> PipelineOptions:
-    options = PipelineOptions(list(beam_args or []))
+    args = list(beam_args or [])
+    if not any(arg.startswith("--default_sdk_harness_log_level") for arg in args):
+        args.append("--default_sdk_harness_log_level=WARNING")  # quiet multi-process workers
+    options = PipelineOptions(args)
     standard = options.view_as(StandardOptions)
-    if not standard.runner:
-        standard.runner = "FnApiRunner"
+    standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or "FnApiRunner"
     return options
