@@ -24,7 +24,7 @@ from pipelines.files import expand_corpus_paths, read_bytes, write_atomically
 from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
 from pipelines.ngrams import CountNgrams, WriteNgramParquet
 from pipelines.phrase_scoring import ScorePhrases
-from pipelines.runner import pipeline_options
+from pipelines.runner import pipeline_options, release_runner_resources
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases
 
 _LOG = logging.getLogger(__name__)
@@ -175,8 +175,12 @@ def run(cfg: PhrasesConfig, beam_args: list[str] | None = None) -> dict:
     FileSystems.mkdirs(cfg.out) if not FileSystems.exists(cfg.out) else None
     _clear_previous_outputs(cfg)
     started = time.monotonic()
-    with beam.Pipeline(options=pipeline_options(beam_args)) as pipeline:
-        build_pipeline(pipeline, cfg, corpus_files)
+    options = pipeline_options(beam_args)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            build_pipeline(pipeline, cfg, corpus_files)
+    finally:
+        release_runner_resources(options)
     counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
     stats = summarize(counters, cfg, corpus_files, time.monotonic() - started, list(beam_args or []))
     FileSystems.delete([f"{cfg.work_dir}"])

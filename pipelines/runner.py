@@ -21,3 +21,15 @@ def pipeline_options(beam_args: list[str] | None) -> PipelineOptions:
     standard = options.view_as(StandardOptions)
     standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or "FnApiRunner"
     return options
+
+
+def release_runner_resources(options: PipelineOptions) -> None:
+    """Close the Dask client the DaskRunner opens (it leaves it connected after the run)."""
+    if options.view_as(StandardOptions).runner != RUNNER_ALIASES["DaskRunner"]:
+        return
+    import distributed
+
+    try:
+        distributed.default_client().close()
+    except ValueError:  # no client left: nothing to release
+        return

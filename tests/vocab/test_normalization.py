@@ -1,0 +1,98 @@
+"""BERT uncased basic tokenization: checked against Google's original algorithm."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vocab.normalization import basic_words, is_punctuation, phrase_segments
+
+
+def google_basic_tokenize(text: str) -> list[str]:
+    """BasicTokenizer(do_lower_case=True) of google-research/bert tokenization.py, condensed."""
+
+    def is_control(ch):
+        if ch in "\t\n\r":
+            return False
+        return unicodedata.category(ch).startswith("C")
+
+    def is_whitespace(ch):
+        return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
+
+    def is_cjk(cp):
+        return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+                or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+                or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+
+    def is_punct(ch):
+        cp = ord(ch)
+        if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+            return True
+        return unicodedata.category(ch).startswith("P")
+
+    cleaned = []
+    for ch in text:
+        cp = ord(ch)
+        if cp == 0 or cp == 0xFFFD or is_control(ch):
+            continue
+        cleaned.append(" " if is_whitespace(ch) else ch)
+    spaced = "".join(f" {ch} " if is_cjk(ord(ch)) else ch for ch in cleaned)
+    words = []
+    for token in spaced.split():
+        token = unicodedata.normalize("NFD", token.lower())
+        token = "".join(ch for ch in token if unicodedata.category(ch) != "Mn")
+        current = ""
+        for ch in token:
+            if is_punct(ch):
+                if current:
+                    words.append(current)
+                words.append(ch)
+                current = ""
+            else:
+                current += ch
+        if current:
+            words.append(current)
+    return words
+
+
+def test_known_cases():
+    assert basic_words("Héllo, WORLD!  New\tYork\x00 東京 café...") == [
+        "hello", ",", "world", "!", "new", "york", "東", "京", "cafe", ".", ".", ".",
+    ]
+    assert basic_words("don't") == ["don", "'", "t"]
+    assert basic_words(" \t\x07 ") == []
+
+
+# Characters unassigned in Python's Unicode tables are left out: the Rust tables of
+# `tokenizers` follow a newer Unicode version, where some of them are letters or marks.
+text_alphabet = st.one_of(
+    st.sampled_from(list("abcXYZ ,.!?'-()\t\néÉüñ東京語。，！ＡＢ１２😀\u200b\x07\x00\u0301")),
+    st.characters(codec="utf-8").filter(lambda ch: unicodedata.category(ch) not in ("Cn", "Cs")),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=text_alphabet, max_size=40))
+def test_matches_google_basic_tokenizer(text):
+    assert basic_words(text) == google_basic_tokenize(text)
+
+
+def test_matches_google_on_real_lines():
+    import gzip
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "en" / "enwiki_sample.txt.gz"
+    with gzip.open(sample, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines):
+            if number == 300:
+                break
+            assert basic_words(line) == google_basic_tokenize(line), line
+
+
+def test_phrase_segments_cut_at_punctuation():
+    words = basic_words("In New York, the sky (mostly) is grey.")
+    assert phrase_segments(words) == [["in", "new", "york"], ["the", "sky"], ["mostly"], ["is", "grey"]]
+    assert is_punctuation("$") and is_punctuation("。") and not is_punctuation("a")
+    assert not is_punctuation("..")
