@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +22,16 @@ console = Console(stderr=True)
 BEAM_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def beam_flags(ctx: typer.Context) -> list[str]:
+    """The extra command-line arguments, which go to Beam; stray words are refused, not dropped."""
+    for position, arg in enumerate(ctx.args):
+        previous = ctx.args[position - 1] if position else ""
+        if not arg.startswith("-") and not (previous.startswith("--") and "=" not in previous):
+            fail(f"unexpected argument {arg!r}: give each corpus its own --corpus (quote globs), "
+                 "and pass Beam flags as --flag value or --flag=value")
+    return list(ctx.args)
+
+
 def fail(message: str) -> None:
     """Print a clear error and exit with status 2 (bad input), without a traceback."""
     console.print(f"[bold red]error:[/] {message}")
@@ -31,7 +40,8 @@ def fail(message: str) -> None:
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log Beam's info messages.")] = False):
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().addFilter(_quiet_beam_import_warning)
 
 
@@ -43,12 +53,16 @@ def _quiet_beam_import_warning(record: logging.LogRecord) -> bool:
 @app.command(context_settings=BEAM_FLAGS)
 def phrases(
     ctx: typer.Context,
-    corpus: Annotated[list[str], typer.Option(help="Corpus file, directory or glob (.txt, .jsonl, optionally .gz/.bz2); repeatable.")],
+    corpus: Annotated[
+        list[str], typer.Option(help="Corpus file, directory or glob (.txt, .jsonl, optionally .gz/.bz2); repeatable.")
+    ],
     out: Annotated[str, typer.Option(help="Output directory (local path or Beam-supported URL).")],
     order: Annotated[int, typer.Option(help="Longest n-gram counted and KenLM model order (2-6).")] = 4,
     min_count: Annotated[int, typer.Option(help="Keep n-grams seen at least this often.")] = 5,
     max_phrases: Annotated[int, typer.Option(help="Size of the phrase dictionary (the paper: 77,645).")] = 77_645,
-    min_dependency: Annotated[float, typer.Option(help="Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py.")] = 1.5,
+    min_dependency: Annotated[
+        float, typer.Option(help="Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py.")
+    ] = 1.5,
     num_shards: Annotated[int, typer.Option(help="Number of n-gram Parquet files.")] = 8,
     max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
     kenlm_memory: Annotated[str, typer.Option(help="lmplz -S memory limit (e.g. 20%, 2G).")] = "20%",
@@ -71,19 +85,24 @@ def phrases(
     except ValueError as error:
         fail(str(error))
     try:
-        with console.status("[bold]ambert phrases[/]: running the Beam pipeline…", spinner="dots") if sys.stderr.isatty() else _nothing():
-            stats = run(cfg, ctx.args)
+        with _progress("[bold]ambert phrases[/]: running the Beam pipeline…"):
+            stats = run(cfg, beam_flags(ctx))
     except (CorpusError, KenLMError) as error:
         fail(str(error))
     _print_phrase_summary(cfg.out, stats)
 
 
-class _nothing:
-    def __enter__(self):
-        return self
+def _progress(message: str):
+    """A live spinner with elapsed time on a terminal; silent when piped or under CI."""
+    from contextlib import nullcontext
 
-    def __exit__(self, *exc):
-        return False
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if not sys.stderr.isatty():
+        return nullcontext()
+    progress = Progress(SpinnerColumn(), TextColumn(message), TimeElapsedColumn(), console=console, transient=True)
+    progress.add_task(message, total=None)
+    return progress
 
 
 def _print_phrase_summary(out: str, stats: dict) -> None:

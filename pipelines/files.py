@@ -10,6 +10,7 @@ import bz2
 import gzip
 import io
 import os
+import shutil
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -104,6 +105,21 @@ def write_atomically(path: str, data: bytes) -> None:
     if FileSystems.exists(path):
         FileSystems.delete([path])
     FileSystems.rename([tmp], [path])
+
+
+def move_local_file(local: str, path: str) -> None:
+    """Move a finished local file to `path` (local or remote), atomically at the destination."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    if FileSystems.get_scheme(path) in (None, "file") and os.path.isdir(os.path.dirname(path) or "."):
+        shutil.move(local, tmp)
+        os.replace(tmp, path)
+        return
+    with open(local, "rb") as source, FileSystems.create(tmp) as handle:
+        shutil.copyfileobj(source, handle, 1 << 20)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+    os.remove(local)
 
 
 def read_bytes(path: str) -> bytes:

@@ -22,7 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import SplitCounters, counter
-from pipelines.files import write_atomically
+from pipelines.files import move_local_file, write_atomically
 
 _LOG = logging.getLogger(__name__)
 
@@ -106,9 +106,8 @@ def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path
                               text=True, check=False)
         if done.returncode != 0:
             raise KenLMError(f"build_binary failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-        for local, final in ((arpa_local, arpa_path), (binary_local, binary_path)):
-            with open(local, "rb") as f:
-                write_atomically(final, f.read())
+        move_local_file(arpa_local, arpa_path)
+        move_local_file(binary_local, binary_path)
     return time.monotonic() - started
 
 

@@ -6,8 +6,9 @@ Rule (logs base 10, probabilities from the KenLM model of the normalized corpus)
     cohesion(w1..wn)     = min over k of dependency_k
     score                = cohesion * log10(1 + count)
 
-A candidate (2 <= n <= order words, count >= min_count) is kept when cohesion >= min_dependency;
-the best `max_phrases` by score form the dictionary.
+A candidate (2 <= n <= order words, count >= min_count, every word containing a letter: no
+numbers or symbol runs such as "00 00" or box-drawing art) is kept when
+cohesion >= min_dependency; the best `max_phrases` by score form the dictionary.
 Why: the paper keeps phrases "whose frequencies are sufficiently high and whose last words highly
 depend on their previous words". dependency_n is exactly that (a pointwise mutual information of
 the last word with its context, smoothed by the model), so "new york" (3.8) ranks far above the
@@ -50,6 +51,12 @@ def word_dependencies(model, words: list[str]) -> list[float]:
     return dependencies
 
 
+def is_candidate(ngram: str) -> bool:
+    """A phrase candidate: two or more words, each with at least one letter."""
+    words = ngram.split(" ")
+    return len(words) >= 2 and all(any(ch.isalpha() for ch in word) for word in words)
+
+
 def score_candidate(model, phrase: str, count: int) -> tuple[float, float]:
     """(cohesion, score) of one candidate phrase, as defined in the module docstring."""
     cohesion = min(word_dependencies(model, phrase.split(" ")))
@@ -86,13 +93,15 @@ class _ScoreCandidates(beam.DoFn):
         del model_ready  # a side input only so that scoring waits for the model
         _shard, rows = keyed
         kept = []
+        candidates = 0
         for ngram, n, count in rows:
-            if n < 2:
+            if not is_candidate(ngram):
                 continue
+            candidates += 1
             cohesion, score = score_candidate(self._model, ngram, count)
             if cohesion >= self._min_dependency:
                 kept.append(PhraseEntry(ngram, n, count, round(score, 6)))
-        yield counter("phrase_candidates", sum(1 for row in rows if row[1] >= 2))
+        yield counter("phrase_candidates", candidates)
         yield counter("phrases_passing", len(kept))
         yield kept
 

@@ -51,3 +51,11 @@ def test_missing_corpus_exits_2_naming_the_path(tmp_path):
 def test_invalid_option_value_is_refused(tmp_path):
     result = ambert("phrases", "--corpus", "data/en", "--out", str(tmp_path / "o"), "--order", "1")
     assert result.returncode == 2 and "--order must be between 2 and 6" in result.stderr
+
+
+def test_stray_arguments_are_refused_not_dropped(tmp_path):
+    result = ambert("phrases", "--corpus", "data/en/austen_sample.txt.gz", "data/en/enwiki_sample.txt.gz",
+                    "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "unexpected argument 'data/en/enwiki_sample.txt.gz'" in result.stderr
+    assert not (tmp_path / "o").exists()

@@ -139,3 +139,11 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
 def test_bad_order_is_refused(tmp_path):
     with pytest.raises(ValueError, match="--order must be between 2 and 6"):
         run_phrases([Path("data/en")], tmp_path / "out", order=9)
+
+
+def test_candidates_need_letters_in_every_word():
+    from pipelines.phrase_scoring import is_candidate
+
+    assert is_candidate("new york") and is_candidate("r2 d2")
+    assert not is_candidate("york") and not is_candidate("00 00") and not is_candidate("│ │")
+    assert not is_candidate("isbn 978")
