@@ -14,7 +14,6 @@ setup: $(STAMP) $(BIN)/lmplz
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade "pip>=24" 2>&1 | grep -v "is ignored: it is neither" || true
 	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(BIN)/python -c "import apache_beam, kenlm, tokenizers, jieba, webdataset, torch, typer" \
 	  || { echo "setup: the Python install is incomplete (see pip output above)"; exit 1; }
