@@ -94,13 +94,13 @@ class _ScoreCandidates(beam.DoFn):
         _shard, rows = keyed
         kept = []
         candidates = 0
-        for ngram, n, count in rows:
+        for ngram, count in rows:
             if not is_candidate(ngram):
                 continue
             candidates += 1
             cohesion, score = score_candidate(self._model, ngram, count)
             if cohesion >= self._min_dependency:
-                kept.append(PhraseEntry(ngram, n, count, round(score, 6)))
+                kept.append(PhraseEntry(ngram, ngram.count(" ") + 1, count, round(score, 6)))
         yield counter("phrase_candidates", candidates)
         yield counter("phrases_passing", len(kept))
         yield kept
