@@ -1,8 +1,8 @@
 """Reading raw corpora into batches of normalized lines, accounting for every line.
 
 `ReadCorpus` turns corpus files (.txt/.jsonl, optionally .gz/.bz2) into batches of raw lines
-spread over workers; `NormalizeLines` decodes and BERT-normalizes them, dropping bad lines with
-a named reason. `normalize_line` is the per-line logic, callable without Beam.
+spread over workers; `NormalizeLines` decodes and normalizes them, dropping bad lines with a
+named reason. `normalize_line` / `clean_line` are the per-line logic, callable without Beam.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import apache_beam as beam
 
 from pipelines.accounting import SplitCounters, counter
 from pipelines.files import ReadFailure, read_lines, record_format
-from vocab.normalization import basic_words
+from vocab.normalization import basic_words, clean_text
 
 _LOG = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ class ReadCorpus(beam.PTransform):
         return batches | "Spread" >> beam.Reshuffle(), counts
 
 
-def normalize_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
-    """One raw line → (space-joined BERT words, None) or (None, the reason it is dropped)."""
+def decode_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
+    """One raw line → (its text, None) or (None, the reason it is dropped)."""
     if data is None:
         return None, "too_long"
     if b"\x00" in data:
@@ -95,10 +95,33 @@ def normalize_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             return None, "no_text_field"
         text = record["text"]
+    return text, None
+
+
+def normalize_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
+    """One raw line → (space-joined BERT words, None) or (None, the reason it is dropped)."""
+    text, reason = decode_line(data, fmt)
+    if text is None:
+        return None, reason
     words = basic_words(text)
     if not words:
         return None, "empty"
     return " ".join(words), None
+
+
+def clean_line(data: bytes | None, fmt: str) -> tuple[str | None, str | None]:
+    """One raw line → (its text with BERT's cleaning: no control characters, collapsed
+    whitespace, None) or (None, the reason it is dropped). Case and accents are kept."""
+    text, reason = decode_line(data, fmt)
+    if text is None:
+        return None, reason
+    text = " ".join(clean_text(text).split())
+    if not text:
+        return None, "empty"
+    return text, None
+
+
+LINE_MODES = {"bert_words": normalize_line, "clean_text": clean_line}
 
 
 @dataclass(frozen=True)
@@ -108,12 +131,16 @@ class NormalizedBatch:
 
 
 class _NormalizeBatch(beam.DoFn):
+    def __init__(self, mode: str):
+        self._mode = mode
+
     def process(self, batch: LineBatch):
+        normalize = LINE_MODES[self._mode]
         kept: list[str] = []
         dropped: dict[str, int] = {}
         tokens = 0
         for data in batch.lines:
-            words, reason = normalize_line(data, batch.fmt)
+            words, reason = normalize(data, batch.fmt)
             if words is None:
                 dropped[reason] = dropped.get(reason, 0) + 1
             else:
@@ -129,11 +156,18 @@ class _NormalizeBatch(beam.DoFn):
 
 
 class NormalizeLines(beam.PTransform):
-    """LineBatch → NormalizedBatch (BERT uncased words joined by spaces), plus counters."""
+    """LineBatch → NormalizedBatch, plus Counts. Modes: "bert_words" (BERT uncased words joined
+    by spaces; English statistics) and "clean_text" (cleaned text; Chinese segmentation)."""
+
+    def __init__(self, mode: str = "bert_words"):
+        super().__init__()
+        if mode not in LINE_MODES:
+            raise ValueError(f"unknown line mode {mode!r}; expected one of {sorted(LINE_MODES)}")
+        self._mode = mode
 
     def expand(self, batches):
         return (
             batches
-            | "Normalize" >> beam.ParDo(_NormalizeBatch())
+            | "Normalize" >> beam.ParDo(_NormalizeBatch(self._mode))
             | "SplitCounters" >> SplitCounters()
         )

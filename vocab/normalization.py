@@ -24,6 +24,42 @@ def normalize_text(text: str) -> str:
     return _NORMALIZER.normalize_str(text)
 
 
+_CLEANER = normalizers.BertNormalizer(
+    clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False
+)
+
+
+def clean_text(text: str) -> str:
+    """BERT's text cleaning alone: control characters and U+FFFD removed, whitespace → spaces."""
+    return _CLEANER.normalize_str(text)
+
+
+def is_cjk_char(ch: str) -> bool:
+    """A CJK ideograph as BERT's _is_chinese_char defines it (the characters BERT isolates)."""
+    cp = ord(ch)
+    return (
+        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def cjk_runs(text: str) -> list[tuple[int, int]]:
+    """Half-open character spans of the maximal runs of CJK ideographs in `text`."""
+    runs: list[tuple[int, int]] = []
+    start = None
+    for position, ch in enumerate(text):
+        if is_cjk_char(ch):
+            if start is None:
+                start = position
+        elif start is not None:
+            runs.append((start, position))
+            start = None
+    if start is not None:
+        runs.append((start, len(text)))
+    return runs
+
+
 def basic_words(text: str) -> list[str]:
     """The words BERT's uncased basic tokenizer produces for `text` (punctuation split off)."""
     return [word for word, _span in _PRE_TOKENIZER.pre_tokenize_str(_NORMALIZER.normalize_str(text))]
