@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
 
 app = typer.Typer(
     name="ambert",
@@ -17,27 +17,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-
-BEAM_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def beam_flags(ctx: typer.Context) -> list[str]:
-    """The extra command-line arguments, which go to Beam; stray words are refused, not dropped."""
-    for position, arg in enumerate(ctx.args):
-        previous = ctx.args[position - 1] if position else ""
-        if not arg.startswith("-") and not (previous.startswith("--") and "=" not in previous):
-            fail(f"unexpected argument {arg!r}: give each corpus its own --corpus (quote globs), "
-                 "and pass Beam flags as --flag value or --flag=value")
-    return list(ctx.args)
-
-
-def fail(message: str) -> None:
-    """Print a clear error and exit with status 2 (bad input), without a traceback."""
-    console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
-
-
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log Beam's info messages.")] = False):
     level = logging.INFO if verbose else logging.WARNING
@@ -85,24 +64,11 @@ def phrases(
     except ValueError as error:
         fail(str(error))
     try:
-        with _progress("[bold]ambert phrases[/]: running the Beam pipeline…"):
+        with progress("[bold]ambert phrases[/]: running the Beam pipeline…"):
             stats = run(cfg, beam_flags(ctx))
     except (CorpusError, KenLMError) as error:
         fail(str(error))
     _print_phrase_summary(cfg.out, stats)
-
-
-def _progress(message: str):
-    """A live spinner with elapsed time on a terminal; silent when piped or under CI."""
-    from contextlib import nullcontext
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    if not sys.stderr.isatty():
-        return nullcontext()
-    progress = Progress(SpinnerColumn(), TextColumn(message), TimeElapsedColumn(), console=console, transient=True)
-    progress.add_task(message, total=None)
-    return progress
 
 
 def _print_phrase_summary(out: str, stats: dict) -> None:
