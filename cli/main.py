@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+from cli.vocab_commands import tokenize, vocab_app
 
 app = typer.Typer(
     name="ambert",
@@ -17,6 +18,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(vocab_app, name="vocab")
+app.command()(tokenize)
+
+
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log Beam's info messages.")] = False):
     level = logging.INFO if verbose else logging.WARNING

@@ -1,0 +1,243 @@
+"""Building a versioned vocab artifact (DESIGN.md, "Vocab artifact") from raw corpora.
+
+    ambert vocab build --lang en --corpus data/en --out out/vocab-en [--phrases FILE]
+    ambert vocab build --lang zh --corpus data/zh --out out/vocab-zh [--max-words N]
+
+Fine vocabulary: the bundled BERT vocabulary of the language, a given file, or WordPiece
+trained with `tokenizers`. Coarse vocabulary: the fine one plus English phrases (the phrases
+pipeline on the same corpus, or --phrases) or the most frequent Chinese words (counted on Beam
+with the segmenter loaded once per worker). A second Beam pass tokenizes the corpus with the
+new vocabulary to measure the coarse ratio, which goes into stats.json before the artifact's
+content hash (its id) is computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import apache_beam as beam
+
+from pipelines.accounting import WriteCounters, counter
+from pipelines.corpus import NormalizeLines, ReadCorpus
+from pipelines.files import expand_corpus_paths, read_bytes, read_lines, write_atomically
+from pipelines.runner import pipeline_options, release_runner_resources
+from pipelines.word_counts import CountWords
+from vocab.artifact import read_vocab_lines
+from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases, read_phrase_tsv
+from vocab.word_dictionary import format_word_tsv, rank_words
+
+BUNDLED_FINE_VOCABS = {
+    "en": Path(__file__).resolve().parent.parent / "vocab" / "bert" / "uncased_30522.txt",
+    "zh": Path(__file__).resolve().parent.parent / "vocab" / "bert" / "chinese_21128.txt",
+}
+PAPER_SIZES = {"en": {"fine": 30_522, "coarse_units": 77_645}, "zh": {"fine": 21_128, "coarse_units": 72_635}}
+
+
+@dataclass(frozen=True)
+class VocabConfig:
+    lang: str
+    corpus: tuple[str, ...]
+    out: str
+    fine_vocab: str | None = None  # a vocab.txt path, "train", or None for the bundled BERT one
+    fine_size: int | None = None  # WordPiece size when fine_vocab == "train"
+    phrases: str | None = None  # en: an existing phrases.tsv instead of running the pipeline
+    max_phrases: int = 77_645
+    max_words: int = 72_635
+    min_count: int = 5
+    segmenter: str = "jieba"
+    user_dict: str | None = None
+    num_shards: int = 8
+
+    def __post_init__(self):
+        if self.lang not in ("en", "zh"):
+            raise ValueError(f"--lang must be en or zh, got {self.lang!r}")
+        if self.fine_vocab == "train" and not self.fine_size:
+            raise ValueError("--fine-vocab train needs --fine-size N (e.g. 30522)")
+        if self.fine_vocab not in (None, "train") and not os.path.isfile(self.fine_vocab):
+            raise ValueError(f"fine vocabulary not found: {self.fine_vocab} (a vocab.txt, or 'train')")
+        if self.phrases and not os.path.isfile(self.phrases):
+            raise ValueError(f"phrase dictionary not found: {self.phrases}")
+        if self.user_dict and not os.path.isfile(self.user_dict):
+            raise ValueError(f"segmenter user dictionary not found: {self.user_dict}")
+
+    @property
+    def segmenter_options(self) -> dict:
+        return {"user_dict": self.user_dict} if self.user_dict else {}
+
+
+def fine_vocab_lines(cfg: VocabConfig, corpus_files: list[str]) -> list[str]:
+    """The fine WordPiece vocabulary, [PAD]/[UNK]/[CLS]/[SEP]/[MASK] included."""
+    if cfg.fine_vocab is None:
+        return read_vocab_lines(str(BUNDLED_FINE_VOCABS[cfg.lang]))
+    if cfg.fine_vocab != "train":
+        return read_vocab_lines(cfg.fine_vocab)
+    from tokenizers import BertWordPieceTokenizer
+
+    def texts():
+        for path in corpus_files:
+            for line in read_lines(path, 1 << 20):
+                if line.data is not None:
+                    yield line.data.decode("utf-8", errors="replace")
+
+    trainer = BertWordPieceTokenizer(lowercase=True, strip_accents=True, handle_chinese_chars=True)
+    trainer.train_from_iterator(texts(), vocab_size=cfg.fine_size, min_frequency=2, show_progress=False)
+    vocab = trainer.get_vocab()
+    return [token for token, _id in sorted(vocab.items(), key=lambda item: item[1])]
+
+
+def english_dictionary(cfg: VocabConfig, beam_args: list[str], work: str) -> tuple[list[str], bytes, dict]:
+    """(phrases, phrases.tsv bytes, the phrase pipeline's stats or {})."""
+    if cfg.phrases:
+        entries, stats = read_phrase_tsv(cfg.phrases), {"phrases_file": cfg.phrases}
+    else:
+        from pipelines.phrases import PhrasesConfig, run
+
+        phrase_cfg = PhrasesConfig(corpus=cfg.corpus, out=f"{work}/phrases", min_count=cfg.min_count,
+                                   max_phrases=cfg.max_phrases, num_shards=cfg.num_shards)
+        stats = run(phrase_cfg, beam_args)
+        entries = read_phrase_tsv(f"{work}/phrases/phrases.tsv")
+    entries = rank_phrases(entries, cfg.max_phrases)
+    return [e.phrase for e in entries], format_phrase_tsv(entries).encode("utf-8"), stats
+
+
+class _WriteRows(beam.DoFn):
+    def __init__(self, path: str):
+        self._path = path
+
+    def process(self, keyed):
+        _key, shards = keyed
+        rows = sorted(row for rows in shards for row in rows)
+        write_atomically(self._path, json.dumps(rows, ensure_ascii=False).encode("utf-8"))
+        yield counter("words_written", len(rows))
+
+
+def chinese_dictionary(cfg: VocabConfig, corpus_files: list[str], beam_args: list[str],
+                       work: str) -> tuple[list[str], bytes, dict]:
+    """(words, words.tsv bytes, counters) from a Beam pass of the segmenter over the corpus."""
+    options = pipeline_options(beam_args)
+    try:
+        with beam.Pipeline(options=options) as p:
+            batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
+            texts, clean_counts = batches | "CleanLines" >> NormalizeLines("clean_text")
+            rows, word_counts = texts | "CountWords" >> CountWords(
+                cfg.segmenter, cfg.segmenter_options, cfg.min_count, cfg.num_shards
+            )
+            written = (
+                rows
+                | "OneKey" >> beam.Map(lambda keyed: (None, keyed[1]))
+                | "Gather" >> beam.GroupByKey()
+                | "WriteRows" >> beam.ParDo(_WriteRows(f"{work}/word_rows.json"))
+            )
+            (read_counts, clean_counts, word_counts, written) | "WriteCounters" >> WriteCounters(
+                f"{work}/word_counters.json"
+            )
+    finally:
+        release_runner_resources(options)
+    rows = [tuple(row) for row in json.loads(read_bytes(f"{work}/word_rows.json"))]
+    words = rank_words(rows, cfg.max_words)
+    counters = json.loads(read_bytes(f"{work}/word_counters.json"))
+    return [w for w, _c in words], format_word_tsv(words).encode("utf-8"), counters
+
+
+class _MeasureCoarseRatio(beam.DoFn):
+    """Tokenizes cleaned lines with the new artifact (loaded once per worker) and counts."""
+
+    def __init__(self, artifact_dir: str):
+        self._artifact_dir = artifact_dir
+        self._tokenizer = None
+
+    def setup(self):
+        from vocab.multigrained import MultiGrainedTokenizer
+
+        self._tokenizer = MultiGrainedTokenizer.from_artifact(self._artifact_dir)
+
+    def process(self, batch):
+        stats: Counter[str] = Counter()
+        for example in self._tokenizer.encode_batch(list(batch.lines)):
+            spans = [end - start for start, end in example.align[1:-1]]  # without [CLS], [SEP]
+            stats["coarse_tokens"] += len(spans)
+            stats["coarse_multi_fine"] += sum(1 for width in spans if width > 1)
+            stats["fine_tokens"] += len(example.fine_ids) - 2
+        for name, amount in stats.items():
+            yield counter(name, amount)
+
+
+def measure_coarse_ratio(artifact_dir: str, corpus_files: list[str], beam_args: list[str], work: str) -> dict:
+    options = pipeline_options(beam_args)
+    try:
+        with beam.Pipeline(options=options) as p:
+            batches, _ = p | "ReadCorpus" >> ReadCorpus(corpus_files)
+            texts, _ = batches | "CleanLines" >> NormalizeLines("clean_text")
+            counts = texts | "Tokenize" >> beam.ParDo(_MeasureCoarseRatio(artifact_dir))
+            (counts,) | "WriteCounters" >> WriteCounters(f"{work}/ratio_counters.json")
+    finally:
+        release_runner_resources(options)
+    counts = json.loads(read_bytes(f"{work}/ratio_counters.json"))
+    coarse = counts.get("coarse_tokens", 0)
+    return {
+        "coarse_tokens": coarse,
+        "fine_tokens": counts.get("fine_tokens", 0),
+        "coarse_multi_fine": counts.get("coarse_multi_fine", 0),
+        "coarse_ratio": round(counts.get("coarse_multi_fine", 0) / coarse, 4) if coarse else 0.0,
+    }
+
+
+def corpus_fingerprints(corpus_files: list[str]) -> list[dict]:
+    from apache_beam.io.filesystems import FileSystems
+
+    fingerprints = []
+    for path in corpus_files:
+        metadata = FileSystems.match([path])[0].metadata_list[0]
+        fingerprints.append({"path": path, "bytes": metadata.size_in_bytes})
+    return fingerprints
+
+
+def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
+    """Build the artifact into cfg.out; returns its artifact.json content."""
+    from vocab.artifact import read_artifact, write_artifact
+
+    beam_args = list(beam_args or [])
+    corpus_files = expand_corpus_paths(list(cfg.corpus))
+    started = time.monotonic()
+    work = tempfile.mkdtemp(prefix="ambert-vocab-")
+    try:
+        fine = fine_vocab_lines(cfg, corpus_files)
+        if cfg.lang == "en":
+            units, dictionary, dictionary_stats = english_dictionary(cfg, beam_args, work)
+            dictionary_name, segmenter = "phrases.tsv", None
+        else:
+            from vocab.chinese_segmentation import make_segmenter, segmenter_spec
+
+            units, dictionary, dictionary_stats = chinese_dictionary(cfg, corpus_files, beam_args, work)
+            dictionary_name = "words.tsv"
+            segmenter = segmenter_spec(make_segmenter(cfg.segmenter, **cfg.segmenter_options))
+        options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "corpus")}
+        created_from = {"corpus": corpus_fingerprints(corpus_files), "options": options}
+        fine_set = set(fine)
+        coarse_units = [unit for unit in units if unit not in fine_set]
+        artifact_args = dict(lang=cfg.lang, fine_vocab_lines=fine, coarse_units=coarse_units,
+                             dictionary_file_name=dictionary_name, dictionary_bytes=dictionary,
+                             segmenter_spec=segmenter, created_from=created_from)
+        provisional = f"{work}/provisional"
+        write_artifact(provisional, stats={}, **artifact_args)
+        ratio = measure_coarse_ratio(provisional, corpus_files, beam_args, work)
+        stats = {
+            "corpus": ratio,
+            "paper_coarse_ratio": {"en": 0.131, "zh": 0.515}[cfg.lang],
+            "sizes": {"fine": len(fine), "coarse": len(fine) + len(coarse_units), "coarse_units": len(coarse_units),
+                      "paper": PAPER_SIZES[cfg.lang]},
+            "dictionary": dictionary_stats,
+            "timings_seconds": {"total": round(time.monotonic() - started, 3)},
+        }
+        write_artifact(cfg.out, stats=stats, **artifact_args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return read_artifact(cfg.out)

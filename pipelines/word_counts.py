@@ -1,0 +1,46 @@
+"""Counting Chinese words with a word segmenter (jieba by default, pkuseg optional) on Beam.
+
+The segmenter runs only on maximal runs of CJK ideographs (vocab.normalization.cjk_runs), so a
+word never straddles a Latin word, a digit or punctuation; words of two or more characters are
+counted. The segmenter loads once per worker (TermCounter.setup). Used by `ambert vocab build`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pipelines.term_counts import CountTerms, TermCounter
+from vocab.normalization import cjk_runs
+
+
+class WordCounter(TermCounter):
+    """Counts segmented words (2+ CJK characters) of cleaned-text batches."""
+
+    name = "words"
+
+    def __init__(self, segmenter: str, segmenter_options: dict):
+        self.segmenter = segmenter
+        self.segmenter_options = dict(segmenter_options)
+        self._cut = None
+
+    def setup(self) -> None:
+        from vocab.chinese_segmentation import make_segmenter
+
+        self._cut = make_segmenter(self.segmenter, **self.segmenter_options).cut
+
+    def count(self, batch) -> Counter[str]:
+        if self._cut is None:
+            self.setup()
+        counts: Counter[str] = Counter()
+        for line in batch.lines:
+            for start, end in cjk_runs(line):
+                counts.update(word for word in self._cut(line[start:end]) if len(word) >= 2)
+        return counts
+
+    def __getstate__(self):
+        return {"segmenter": self.segmenter, "segmenter_options": self.segmenter_options, "_cut": None}
+
+
+def CountWords(segmenter: str, segmenter_options: dict, min_count: int, num_shards: int) -> CountTerms:  # noqa: N802
+    """Cleaned-text NormalizedBatch → (shard, sorted [(word, count)]) with count ≥ min_count."""
+    return CountTerms(WordCounter(segmenter, segmenter_options), min_count, num_shards)
