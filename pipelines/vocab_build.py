@@ -223,9 +223,10 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
         created_from = {"corpus": corpus_fingerprints(corpus_files), "options": options}
         fine_set = set(fine)
         coarse_units = [unit for unit in units if unit not in fine_set]
+        extra_files = {"segmenter/user_dict.txt": Path(cfg.user_dict).read_bytes()} if cfg.user_dict else {}
         artifact_args = dict(lang=cfg.lang, fine_vocab_lines=fine, coarse_units=coarse_units,
                              dictionary_file_name=dictionary_name, dictionary_bytes=dictionary,
-                             segmenter_spec=segmenter, created_from=created_from)
+                             segmenter_spec=segmenter, created_from=created_from, extra_files=extra_files)
         provisional = f"{work}/provisional"
         write_artifact(provisional, stats={}, **artifact_args)
         ratio = measure_coarse_ratio(provisional, corpus_files, beam_args, work)
