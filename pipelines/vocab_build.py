@@ -7,8 +7,9 @@ Fine vocabulary: the bundled BERT vocabulary of the language, a given file, or W
 trained with `tokenizers`. Coarse vocabulary: the fine one plus English phrases (the phrases
 pipeline on the same corpus, or --phrases) or the most frequent Chinese words (counted on Beam
 with the segmenter loaded once per worker). A second Beam pass tokenizes the corpus with the
-new vocabulary to measure the coarse ratio, which goes into stats.json before the artifact's
-content hash (its id) is computed.
+new vocabulary to measure the coarse ratio, which goes into stats.json. Nothing that varies
+between identical builds (timings, runner flags) goes into the artifact: same inputs and
+options give byte-identical artifacts on any runner.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +206,6 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
 
     beam_args = list(beam_args or [])
     corpus_files = expand_corpus_paths(list(cfg.corpus))
-    started = time.monotonic()
     work = tempfile.mkdtemp(prefix="ambert-vocab-")
     try:
         fine = fine_vocab_lines(cfg, corpus_files)
@@ -235,8 +234,8 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
             "paper_coarse_ratio": {"en": 0.131, "zh": 0.515}[cfg.lang],
             "sizes": {"fine": len(fine), "coarse": len(fine) + len(coarse_units), "coarse_units": len(coarse_units),
                       "paper": PAPER_SIZES[cfg.lang]},
-            "dictionary": dictionary_stats,
-            "timings_seconds": {"total": round(time.monotonic() - started, 3)},
+            # only what the same inputs always reproduce: no timings, runner flags or paths
+            "dictionary": {k: v for k, v in dictionary_stats.items() if k not in ("timings_seconds", "options")},
         }
         write_artifact(cfg.out, stats=stats, **artifact_args)
     finally:
