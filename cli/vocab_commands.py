@@ -26,7 +26,9 @@ def build(
     phrases: Annotated[str | None, typer.Option(help="en: use this phrases.tsv instead of building one.")] = None,
     max_phrases: Annotated[int, typer.Option(help="en: phrases kept (the paper: 77,645).")] = 77_645,
     max_words: Annotated[int, typer.Option(help="zh: words kept (the paper: 72,635).")] = 72_635,
-    min_count: Annotated[int, typer.Option(help="Minimum count of a phrase or word.")] = 5,
+    min_count: Annotated[
+        int | None, typer.Option(help="Minimum count of a phrase or word [default: en 5, zh 2].")
+    ] = None,
     segmenter: Annotated[str, typer.Option(help="zh: jieba, or pkuseg (pip install .[pkuseg]).")] = "jieba",
     user_dict: Annotated[str | None, typer.Option(help="zh: a user dictionary for the segmenter.")] = None,
 ):
@@ -34,12 +36,11 @@ def build(
 
     Further flags go to Beam, as for `ambert phrases`.
     """
-    from vocab.artifact import ArtifactError
-    from vocab.chinese_segmentation import SegmenterError
-
     from pipelines.files import CorpusError
     from pipelines.kenlm_model import KenLMError
     from pipelines.vocab_build import VocabConfig, build_vocab
+    from vocab.artifact import ArtifactError
+    from vocab.chinese_segmentation import SegmenterError
 
     try:
         cfg = VocabConfig(lang=lang, corpus=tuple(corpus), out=out.rstrip("/"), fine_vocab=fine_vocab,

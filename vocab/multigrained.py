@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
-from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines
-from vocab.chinese_segmentation import SegmenterError, make_segmenter, segmenter_spec
+from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines, verify_artifact
+from vocab.chinese_segmentation import Segmenter, SegmenterError, make_segmenter, segmenter_spec
 from vocab.normalization import basic_words, cjk_runs, is_punctuation
 from vocab.phrase_dictionary import read_phrase_tsv
 from vocab.phrase_segmentation import PhraseMatcher
@@ -45,6 +45,8 @@ class AlignedExample:
 
 
 class MultiGrainedTokenizer:
+    """Fine (BERT WordPiece) and coarse (phrases / words) tokens of a text; load with from_artifact."""
+
     def __init__(self, lang: str, fine: Tokenizer, coarse_vocab: list[str], matcher: PhraseMatcher | None,
                  segmenter=None):
         self.lang = lang
@@ -57,26 +59,39 @@ class MultiGrainedTokenizer:
         self.sep_id = self.coarse_index["[SEP]"]
 
     @classmethod
-    def from_artifact(cls, directory: str, segmenter: str | None = None) -> MultiGrainedTokenizer:
-        """Load an artifact; `segmenter` (zh), if given, must be the one the artifact was built with."""
-        document = read_artifact(directory)
+    def from_artifact(cls, directory: str, segmenter: str | Segmenter | None = None,
+                      verify: bool = True) -> MultiGrainedTokenizer:
+        """Load (and by default verify) an artifact. `segmenter` (zh only), a name or a segmenter
+        object, is refused unless it is the one recorded in the artifact."""
+        document = verify_artifact(directory) if verify else read_artifact(directory)
         fine = Tokenizer.from_file(os.path.join(directory, "fine", "tokenizer.json"))
         coarse_vocab = read_vocab_lines(os.path.join(directory, "coarse", "vocab.txt"))
         if document["lang"] == "en":
             if segmenter is not None:
-                raise SegmenterError("English artifacts use no word segmenter; drop --segmenter")
+                raise SegmenterError(f"artifact {directory} is English; English artifacts use no word segmenter: "
+                                     "drop the segmenter argument (--segmenter)")
             phrases = read_phrase_tsv(os.path.join(directory, document["dictionary"]))
             coarse_set = set(coarse_vocab)
             matcher = PhraseMatcher(e.phrase for e in phrases if e.phrase in coarse_set)
             return cls("en", fine, coarse_vocab, matcher)
-        spec = document.get("segmenter") or {}
-        if segmenter is not None and segmenter != spec.get("name"):
-            raise SegmenterError(f"artifact {directory} was built with {spec.get('name')}; refusing to tokenize "
+        if document["lang"] != "zh":
+            raise ArtifactError(f"artifact {directory} has lang {document['lang']!r}; expected en or zh")
+        spec = document.get("segmenter")
+        if not spec:
+            raise ArtifactError(f"Chinese artifact {directory} records no segmenter in artifact.json; rebuild it")
+        if isinstance(segmenter, str) and segmenter != spec["name"]:
+            raise SegmenterError(f"artifact {directory} was built with {spec['name']}; refusing to tokenize "
                                  f"with {segmenter}: rebuild it with --segmenter {segmenter}, or drop --segmenter")
+        if segmenter is not None and not isinstance(segmenter, str):
+            if segmenter_spec(segmenter) != spec:
+                raise SegmenterError(f"artifact {directory} was built with segmenter {spec}; refusing to tokenize "
+                                     f"with {segmenter_spec(segmenter)}: rebuild the artifact with that segmenter, "
+                                     "or pass none to load the artifact's own")
+            return cls("zh", fine, coarse_vocab, None, segmenter)
         options = {k: v for k, v in spec.get("options", {}).items() if k != "user_dict_sha256"}
         if spec.get("options", {}).get("user_dict_sha256"):
             options["user_dict"] = os.path.join(directory, "segmenter", "user_dict.txt")
-        loaded = make_segmenter(spec.get("name", "jieba"), **options)
+        loaded = make_segmenter(spec["name"], **options)
         if segmenter_spec(loaded) != spec:
             raise SegmenterError(f"artifact {directory} needs segmenter {spec}, but this machine has "
                                  f"{segmenter_spec(loaded)}; install that version or rebuild the artifact")
@@ -84,12 +99,15 @@ class MultiGrainedTokenizer:
 
     # -- public API -------------------------------------------------------------------------
     def encode(self, text: str) -> AlignedExample:
+        """[CLS] text [SEP] at both granularities."""
         return self._build([text], self.fine.encode(text))
 
     def encode_pair(self, text_a: str, text_b: str) -> AlignedExample:
+        """[CLS] a [SEP] b [SEP]; segment type 0 up to the first [SEP], 1 after it."""
         return self._build([text_a, text_b], self.fine.encode(text_a, text_b))
 
     def encode_batch(self, texts: list[str]) -> list[AlignedExample]:
+        """[encode(t) for t in texts], with the fine side encoded in parallel by `tokenizers`."""
         encodings = self.fine.encode_batch(texts)
         return [self._build([text], encoding) for text, encoding in zip(texts, encodings, strict=True)]
 
@@ -127,8 +145,13 @@ class MultiGrainedTokenizer:
         ends = {span[1]: index for index, span in enumerate(word_spans)}
         grouped: dict[int, tuple[int, str]] = {}  # first word -> (end word, word)
         for run_start, run_end in cjk_runs(text):
+            run = text[run_start:run_end]
+            words = self.segmenter.cut(run)
+            if "".join(words) != run:
+                raise SegmenterError(f"segmenter {self.segmenter.name} lost or changed characters of {run[:80]!r}: "
+                                     "its pieces must join back to the input")
             position = run_start
-            for word in self.segmenter.cut(text[run_start:run_end]):
+            for word in words:
                 start, position = position, position + len(word)
                 if len(word) > 1 and word in self.coarse_index and start in starts and position in ends:
                     grouped[starts[start]] = (ends[position] + 1, word)

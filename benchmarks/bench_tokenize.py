@@ -1,0 +1,127 @@
+"""Throughput of the multi-grained tokenizer against the paths people use today, in one run.
+
+    .venv/bin/python benchmarks/bench_tokenize.py [--megabytes 10]
+
+English: MultiGrainedTokenizer.encode_batch (fine + coarse + alignment) vs Hugging Face
+BertTokenizerFast batch encoding of the same lines (fine only); target ratio >= 0.5.
+Chinese: ours vs jieba.lcut + BertTokenizerFast + whole-word reference ids as in Hugging Face's
+run_chinese_ref.py (its LTP segmenter replaced by jieba); target >= 1.0.
+Phrase segmentation alone (PhraseMatcher.segment_left_to_right, one core); target >= 2 M words/s.
+Artifacts are built from the benchmark text itself with `build_vocab` (default options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+EN_FILES = ["en/linux_doc.txt.gz", "en/enwiki_sample.txt.gz", "en/austen.txt.gz"]
+ZH_FILES = ["zh/pku199801_raw.txt.gz", "zh/manpages_zh.txt.gz", "zh/lohelp_zh.txt.gz", "zh/fortunes_zh.txt.gz"]
+
+
+def take(files: list[str], megabytes: float, out: Path) -> list[str]:
+    lines, size = [], 0
+    for name in files:
+        with gzip.open(SHARED / name, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                lines.append(line.rstrip("\n"))
+                size += len(line.encode("utf-8"))
+                if size >= megabytes * 1e6:
+                    break
+        if size >= megabytes * 1e6:
+            break
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return lines
+
+
+def best_of(runs: int, function) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+def chinese_reference(lines, bert, segmenter):
+    """run_chinese_ref.py's prepare_ref with jieba: ids plus whole-word reference positions."""
+
+    def is_chinese(word):
+        return all(0x4E00 <= ord(ch) <= 0x9FFF or 0x3400 <= ord(ch) <= 0x4DBF for ch in word)
+
+    encoded = bert(lines, add_special_tokens=True)["input_ids"]
+    refs = []
+    for line, ids in zip(lines, encoded, strict=True):
+        words = {w for w in segmenter.lcut(line) if len(w) > 1 and is_chinese(w)}
+        tokens = bert.convert_ids_to_tokens(ids)
+        max_len = max((len(w) for w in words), default=0)
+        start = 0
+        while start < len(tokens):
+            if is_chinese(tokens[start]):
+                for length in range(min(len(tokens) - start, max_len), 1, -1):
+                    if "".join(tokens[start : start + length]) in words:
+                        for k in range(start + 1, start + length):
+                            tokens[k] = "##" + tokens[k]
+                        start += length - 1
+                        break
+            start += 1
+        refs.append([i for i, t in enumerate(tokens) if t.startswith("##") and len(t) == 3 and is_chinese(t[2:])])
+    return encoded, refs
+
+
+def emit(**record) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--megabytes", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+
+    import jieba
+    from transformers import BertTokenizerFast
+
+    from pipelines.vocab_build import VocabConfig, build_vocab
+    from vocab.multigrained import MultiGrainedTokenizer
+    from vocab.normalization import basic_words, phrase_segments
+
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        results = {}
+        for lang, files in (("en", EN_FILES), ("zh", ZH_FILES)):
+            lines = take(files, args.megabytes, work / f"{lang}.txt")
+            megabytes = sum(len(line.encode("utf-8")) + 1 for line in lines) / 1e6
+            build_vocab(VocabConfig(lang=lang, corpus=(str(work / f"{lang}.txt"),), out=str(work / lang)))
+            ours = MultiGrainedTokenizer.from_artifact(str(work / lang))
+            bert = BertTokenizerFast(tokenizer_file=str(work / lang / "fine" / "tokenizer.json"))
+            assert bert(lines[:200])["input_ids"] == [list(e.fine_ids) for e in ours.encode_batch(lines[:200])]
+            ours_s = best_of(args.runs, lambda: ours.encode_batch(lines))  # noqa: B023
+            if lang == "en":
+                reference = "BertTokenizerFast batch (fine only)"
+                reference_s = best_of(args.runs, lambda: bert(lines))  # noqa: B023
+            else:
+                reference = "jieba.lcut + BertTokenizerFast + run_chinese_ref whole-word ids"
+                segmenter = jieba.Tokenizer()
+                segmenter.initialize()
+                reference_s = best_of(args.runs, lambda: chinese_reference(lines, bert, segmenter))  # noqa: B023
+            results[lang] = ours_s
+            emit(lang=lang, megabytes=round(megabytes, 1), lines=len(lines),
+                 ours_mb_per_s=round(megabytes / ours_s, 2), reference=reference,
+                 reference_mb_per_s=round(megabytes / reference_s, 2), ratio=round(reference_s / ours_s, 3),
+                 target=">= 0.5" if lang == "en" else ">= 1.0")
+            if lang == "en":
+                runs = [segment for line in lines for segment in phrase_segments(basic_words(line))]
+                words = sum(len(run) for run in runs)
+                seconds = best_of(args.runs, lambda: [ours.matcher.segment_left_to_right(r) for r in runs])  # noqa: B023
+                emit(figure="phrase segmentation alone", words=words, phrases=len(ours.matcher),
+                     words_per_second=round(words / seconds), target=">= 2,000,000")
+
+
+if __name__ == "__main__":
+    main()
