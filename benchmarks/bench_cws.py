@@ -5,7 +5,7 @@
 Gold: ../shared/data/cws/pku_dev_gold.txt.gz (raw text = gold with spaces removed). Rows, one
 JSON line each: the bare segmenter on whole lines (the reference people use), our coarse units
 without a vocabulary cut-off (every segmented word of the corpus in the coarse vocabulary), and
-with the default cut-off (72,635 words, min count 5: rarer words fall back to characters).
+with the default cut-off (72,635 words, min count 2: rarer words fall back to characters).
 Artifacts are built from ../shared/data/zh/pku199801_raw.txt.gz (which contains the raw lines).
 """
 
@@ -68,7 +68,7 @@ def main() -> None:
                           "seconds": round(time.monotonic() - started, 2)}), flush=True)
         with tempfile.TemporaryDirectory() as work:
             for variant, options in (("coarse units, no vocabulary cut-off", {"min_count": 1, "max_words": 10**7}),
-                                     ("coarse units, default cut-off (72,635 words, min count 5)", {})):
+                                     ("coarse units, default cut-off (72,635 words, min count 2)", {})):
                 out = f"{work}/{len(options)}"
                 artifact = build_vocab(VocabConfig(lang="zh", corpus=(corpus,), out=out, segmenter=name, **options))
                 tokenizer = MultiGrainedTokenizer.from_artifact(out)

@@ -24,7 +24,7 @@ def beam_flags(ctx: typer.Context) -> list[str]:
 
 def fail(message: str) -> None:
     """Print a clear error and exit with status 2 (bad input), without a traceback."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, highlight=False)
     raise typer.Exit(code=2)
 
 
