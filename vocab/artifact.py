@@ -1,11 +1,7 @@
 """The vocab artifact: an immutable, content-addressed directory (DESIGN.md, "Vocab artifact").
 
     artifact_id = write_artifact("out/vocab-en", lang="en", fine_vocab_lines=..., coarse_units=..., ...)
-    verify_artifact("out/vocab-en"); publish("out/vocab-en", "s3://bucket/vocab"); pull(url, "dir")
-
-`artifact.json` lists every other file with its sha256; the id hashes what defines tokenization
-(schema, lang, special tokens, segmenter, every file's hash but stats.json's, whose timings vary
-between identical builds). Writes and pulls fill a temporary sibling directory, then rename it.
+    verify_artifact("out/vocab-en"); url = publish("out/vocab-en", "s3://bucket/vocab"); pull(url, "dir")
 """
 
 from __future__ import annotations
@@ -46,7 +42,9 @@ def _canonical(document: dict) -> bytes:
 
 
 def artifact_id(document: dict) -> str:
-    """The content id of an artifact.json document (its `id` field itself excluded)."""
+    """The content id of an artifact.json document: the sha256 of the canonical JSON of schema,
+    lang, special tokens, segmenter and every file's sha256 but stats.json's (corpus statistics
+    and timings, which do not change tokenization). created_from is not part of it either."""
     files = {path: digest for path, digest in document["files"].items() if path not in NOT_IN_ID}
     core = {key: document[key] for key in ("schema_version", "lang", "special_tokens", "segmenter")}
     return _sha256(_canonical({**core, "files": files}))

@@ -2,9 +2,7 @@
 
     segmenter = make_segmenter("jieba", user_dict=None, hmm=True)
     segmenter.cut("我爱北京天安门") -> ["我", "爱", "北京", "天安门"]   # pieces join back to the input
-    segmenter_spec(segmenter) -> {"name": "jieba", "version": "0.42.1", "options": {...}}
-
-The spec goes into a vocab artifact; a tokenizer refuses a segmenter whose spec differs.
+    segmenter_spec(segmenter) -> {"name", "version", "options"}: recorded in a vocab artifact
 """
 
 from __future__ import annotations

@@ -1,16 +1,8 @@
-"""The multi-grained tokenizer: every text as fine tokens and coarse tokens, exactly aligned.
+"""The multi-grained tokenizer: every text as fine (BERT) and coarse (phrase / word) tokens, aligned.
 
-    tokenizer = MultiGrainedTokenizer.from_artifact("out/vocab-en")
-    example = tokenizer.encode("I live in New York.")      # or encode_pair(a, b), encode_batch(texts)
-    example.fine_tokens   -> ['[CLS]', 'i', 'live', 'in', 'new', 'york', '.', '[SEP]']
-    example.coarse_tokens -> ['[CLS]', 'i', 'live', 'in', 'new york', '.', '[SEP]']
-    example.align         -> ((0, 1), (1, 2), (2, 3), (3, 4), (4, 6), (6, 7), (7, 8))
-
-Fine tokens are BERT's (fine/tokenizer.json, identical to Hugging Face's fast BERT tokenizer).
-Coarse units are whole BERT words grouped into English phrases (left-to-right longest match) or
-Chinese words (the artifact's segmenter, run on runs of CJK characters only). A unit in the
-coarse vocabulary is one coarse token covering its fine tokens; any other unit falls back to
-its fine WordPiece pieces, one coarse token per fine token (coarse vocab ⊇ fine vocab).
+    example = MultiGrainedTokenizer.from_artifact("out/vocab-en").encode("I live in New York.")
+    example.coarse_tokens -> ('[CLS]', 'i', 'live', 'in', 'new york', '.', '[SEP]')
+    example.align         -> ((0, 1), (1, 2), (2, 3), (3, 4), (4, 6), (6, 7), (7, 8))   # into fine tokens
 """
 
 from __future__ import annotations
@@ -45,7 +37,14 @@ class AlignedExample:
 
 
 class MultiGrainedTokenizer:
-    """Fine (BERT WordPiece) and coarse (phrases / words) tokens of a text; load with from_artifact."""
+    """Fine (BERT WordPiece) and coarse (phrases / words) tokens of a text; load with from_artifact.
+
+    Fine tokens are fine/tokenizer.json's (Hugging Face's BERT uncased pipeline). Coarse units are
+    whole BERT words: English phrases matched left to right inside punctuation-free runs, or
+    Chinese words from the artifact's segmenter, run on maximal CJK runs only. A unit in the
+    coarse vocabulary is one coarse token over its fine tokens; any other unit falls back to its
+    fine pieces, one coarse token each (coarse vocab ⊇ fine vocab, same ids).
+    """
 
     def __init__(self, lang: str, fine: Tokenizer, coarse_vocab: list[str], matcher: PhraseMatcher | None,
                  segmenter=None):
@@ -112,39 +111,45 @@ class MultiGrainedTokenizer:
         return [self._build([text], encoding) for text, encoding in zip(texts, encodings, strict=True)]
 
     # -- coarse units -----------------------------------------------------------------------
-    def _units(self, text: str, word_spans: list[Span]) -> list[tuple[int, int, str | None]]:
-        """Coarse units as (first word, end word, coarse token or None for a fallback)."""
+    def _groups(self, text: str, tokens: list[str], offsets: list[Span],
+                word_starts: list[int]) -> list[tuple[int, int, str]]:
+        """The coarse units that are one coarse token, as (first word, end word, token), in order;
+        every word outside them falls back to its fine pieces."""
         if self.lang == "en":
-            return self._phrase_units(text, len(word_spans))
-        return self._word_units(text, word_spans)
+            return self._phrase_groups(text, tokens, word_starts)
+        return self._word_groups(text, offsets, word_starts)
 
-    def _phrase_units(self, text: str, word_count: int) -> list[tuple[int, int, str | None]]:
-        words = basic_words(text)
-        if len(words) != word_count:
-            raise ArtifactError(f"fine tokenizer and BERT normalization disagree on {text!r}")
-        units: list[tuple[int, int, str | None]] = []
-        run: list[int] = []  # word indices of the current punctuation-free run
+    def _phrase_groups(self, text: str, tokens: list[str], word_starts: list[int]) -> list[tuple[int, int, str]]:
+        if "[UNK]" in tokens[word_starts[0]:word_starts[-1]]:  # an [UNK] hides its word: normalize again
+            words = basic_words(text)
+            if len(words) != len(word_starts) - 1:
+                raise ArtifactError(f"the fine tokenizer and BERT normalization disagree on {text[:80]!r}: is "
+                                    "fine/tokenizer.json the BERT uncased pipeline?")
+        else:  # a word is its pieces joined (WordPiece never splits elsewhere)
+            words = [tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1:b])
+                     for a, b in zip(word_starts, word_starts[1:], strict=False)]
+        groups = []
+        segment = self.matcher.segment_left_to_right
+        run_start, count = 0, len(words)
+        for index in range(count + 1):  # punctuation-free runs: phrases never cross punctuation
+            if index < count and not is_punctuation(words[index]):
+                continue
+            if index - run_start > 1:
+                for start, end in segment(words[run_start:index]):
+                    if end - start > 1:
+                        groups.append((run_start + start, run_start + end,
+                                       " ".join(words[run_start + start:run_start + end])))
+            run_start = index + 1
+        return groups
 
-        def flush():
-            for start, end in self.matcher.segment_left_to_right([words[i] for i in run]):
-                phrase = " ".join(words[run[start] : run[start] + end - start]) if end - start > 1 else None
-                units.append((run[start], run[start] + end - start, phrase))
-            run.clear()
-
-        for index, word in enumerate(words):
-            if is_punctuation(word):
-                flush()
-                units.append((index, index + 1, None))
-            else:
-                run.append(index)
-        flush()
-        return units
-
-    def _word_units(self, text: str, word_spans: list[Span]) -> list[tuple[int, int, str | None]]:
-        starts = {span[0]: index for index, span in enumerate(word_spans)}
-        ends = {span[1]: index for index, span in enumerate(word_spans)}
-        grouped: dict[int, tuple[int, str]] = {}  # first word -> (end word, word)
-        for run_start, run_end in cjk_runs(text):
+    def _word_groups(self, text: str, offsets: list[Span], word_starts: list[int]) -> list[tuple[int, int, str]]:
+        runs = cjk_runs(text)
+        if not runs:
+            return []
+        starts = {offsets[first][0]: index for index, first in enumerate(word_starts[:-1])}
+        ends = {offsets[following - 1][1]: index for index, following in enumerate(word_starts[1:])}
+        groups = []
+        for run_start, run_end in runs:
             run = text[run_start:run_end]
             words = self.segmenter.cut(run)
             if "".join(words) != run:
@@ -153,62 +158,60 @@ class MultiGrainedTokenizer:
             position = run_start
             for word in words:
                 start, position = position, position + len(word)
-                if len(word) > 1 and word in self.coarse_index and start in starts and position in ends:
-                    grouped[starts[start]] = (ends[position] + 1, word)
-        units: list[tuple[int, int, str | None]] = []
-        index = 0
-        while index < len(word_spans):
-            end, word = grouped.get(index, (index + 1, None))
-            units.append((index, end, word))
-            index = end
-        return units
+                if len(word) > 1 and word in self.coarse_index:
+                    first, last = starts.get(start), ends.get(position)
+                    if first is not None and last is not None and first <= last:  # on fine word boundaries
+                        groups.append((first, last + 1, word))
+        return groups
 
     # -- assembly ---------------------------------------------------------------------------
     def _build(self, texts: list[str], encoding) -> AlignedExample:
-        fine_ids = encoding.ids
-        sequence_ids, word_ids, offsets = encoding.sequence_ids, encoding.word_ids, encoding.offsets
-        coarse_ids, align, coarse_type, coarse_offsets, coarse_tokens = [], [], [], [], []
+        # read each Encoding property once: every access builds a new Python list
+        ids, tokens, types = encoding.ids, encoding.tokens, encoding.type_ids
+        offsets, word_ids, sequence_ids = encoding.offsets, encoding.word_ids, encoding.sequence_ids
+        coarse_ids: list[int] = []
+        coarse_tokens: list[str] = []
+        align: list[Span] = []
+        coarse_type: list[int] = []
+        coarse_offsets: list[Span] = []
 
-        def add(coarse_id: int, token: str, span: Span, segment: int, offset: Span):
-            coarse_ids.append(coarse_id)
-            coarse_tokens.append(token)
-            align.append(span)
-            coarse_type.append(segment)
-            coarse_offsets.append(offset)
+        def fallback(start: int, end: int) -> None:  # one coarse token per fine token
+            coarse_ids.extend(ids[start:end])
+            coarse_tokens.extend(tokens[start:end])
+            align.extend(zip(range(start, end), range(start + 1, end + 1), strict=True))
+            coarse_type.extend(types[start:end])
+            coarse_offsets.extend(offsets[start:end])
 
-        position = 0
-        while position < len(fine_ids):
+        total, position = len(ids), 0
+        while position < total:
             sequence = sequence_ids[position]
-            if sequence is None:  # [CLS] / [SEP]: one-to-one
-                add(fine_ids[position], encoding.tokens[position], (position, position + 1),
-                    encoding.type_ids[position], (0, 0))
+            if sequence is None:  # [CLS] / [SEP]: one-to-one, offsets (0, 0)
+                fallback(position, position + 1)
                 position += 1
                 continue
-            end = position
-            while end < len(fine_ids) and sequence_ids[end] == sequence:
+            end = position + 1
+            while end < total and sequence_ids[end] == sequence:
                 end += 1
-            # fine positions [position, end) hold sequence `sequence`; group them by word
-            first_of_word: dict[int, int] = {}
-            for fine_position in range(position, end):
-                first_of_word.setdefault(word_ids[fine_position], fine_position)
-            word_starts = [first_of_word[w] for w in sorted(first_of_word)] + [end]
-            word_spans = [(offsets[word_starts[i]][0], offsets[word_starts[i + 1] - 1][1])
-                          for i in range(len(word_starts) - 1)]
-            segment = encoding.type_ids[position]
-            for first_word, end_word, unit in self._units(texts[sequence], word_spans):
-                fine_start, fine_end = word_starts[first_word], word_starts[end_word]
-                if unit is not None:
-                    offset = (offsets[fine_start][0], offsets[fine_end - 1][1])
-                    add(self.coarse_index[unit], unit, (fine_start, fine_end), segment, offset)
-                else:
-                    for piece in range(fine_start, fine_end):
-                        add(fine_ids[piece], encoding.tokens[piece], (piece, piece + 1), segment, offsets[piece])
+            # fine positions [position, end) hold text `sequence`; word k is [word_starts[k], word_starts[k+1])
+            word_starts = [p for p in range(position, end) if p == position or word_ids[p] != word_ids[p - 1]]
+            word_starts.append(end)
+            cursor = position
+            for first, last, unit in self._groups(texts[sequence], tokens, offsets, word_starts):
+                start, stop = word_starts[first], word_starts[last]
+                fallback(cursor, start)
+                coarse_ids.append(self.coarse_index[unit])
+                coarse_tokens.append(unit)
+                align.append((start, stop))
+                coarse_type.append(types[start])
+                coarse_offsets.append((offsets[start][0], offsets[stop - 1][1]))
+                cursor = stop
+            fallback(cursor, end)
             position = end
         return AlignedExample(
-            fine_ids=tuple(fine_ids), coarse_ids=tuple(coarse_ids), align=tuple(align),
-            fine_type=tuple(encoding.type_ids), coarse_type=tuple(coarse_type),
+            fine_ids=tuple(ids), coarse_ids=tuple(coarse_ids), align=tuple(align),
+            fine_type=tuple(types), coarse_type=tuple(coarse_type),
             fine_offsets=tuple(offsets), coarse_offsets=tuple(coarse_offsets),
-            fine_tokens=tuple(encoding.tokens), coarse_tokens=tuple(coarse_tokens),
+            fine_tokens=tuple(tokens), coarse_tokens=tuple(coarse_tokens),
         )
 
 

@@ -1,46 +1,62 @@
 """Left-to-right phrase segmentation: greedy longest match of dictionary phrases over words.
 
-    matcher = PhraseMatcher(["new york", "new york city", "ice cream"])
-    matcher.segment_left_to_right(["in", "new", "york", "city"]) -> [(0, 1), (1, 4)]
-
-Callers pass punctuation-free runs (vocab.normalization.phrase_segments), so no phrase crosses
-punctuation. Data structure: a dict from a phrase's first word to the lengths of the phrases
-that start with it (longest first), plus a set of word tuples: at each position only the few
-lengths recorded for that word are tried, so segmentation is one dict probe per word and one
-set probe per candidate length.
+    PhraseMatcher(["new york", "new york city"]).segment_left_to_right(["in", "new", "york", "city"])
+    -> [(0, 1), (1, 4)]     # callers pass punctuation-free runs (normalization.phrase_segments)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+_END = ""  # the key marking "a phrase ends here" in a trie node (never a word: words are non-empty)
+
 
 class PhraseMatcher:
+    """Greedy longest-match phrase segmentation over a fixed set of multi-word phrases.
+
+    Phrases are normalized words joined by single spaces; one-word entries are ignored. It does
+    not look for punctuation: callers pass punctuation-free runs, so no phrase crosses it.
+    Data structure: a word trie of nested dicts. A position whose word starts no phrase costs one
+    dict probe; one that does walks the trie as far as the words allow, remembering the last end.
+    (Measured faster than a first word -> lengths map plus a set of word tuples: no slicing.)
+    """
+
     def __init__(self, phrases: Iterable[str]):
-        self._phrases: set[tuple[str, ...]] = set()
-        lengths: dict[str, set[int]] = {}
+        self._root: dict = {}
+        self._count = 0
         for phrase in phrases:
-            words = tuple(phrase.split(" "))
+            words = phrase.split(" ")
+            if "" in words:
+                raise ValueError(f"phrase {phrase!r} is not words joined by single spaces")
             if len(words) < 2:
                 continue
-            self._phrases.add(words)
-            lengths.setdefault(words[0], set()).add(len(words))
-        self._lengths = {word: sorted(sizes, reverse=True) for word, sizes in lengths.items()}
+            node = self._root
+            for word in words:
+                node = node.setdefault(word, {})
+            if _END not in node:
+                node[_END] = True
+                self._count += 1
 
     def __len__(self) -> int:
-        return len(self._phrases)
+        return self._count
 
     def segment_left_to_right(self, words: list[str]) -> list[tuple[int, int]]:
         """Half-open word spans covering `words`: the longest phrase at each position, else one word."""
         spans = []
+        append, root = spans.append, self._root
         position, total = 0, len(words)
-        lengths, phrases = self._lengths, self._phrases
         while position < total:
+            node = root.get(words[position])
             step = 1
-            for size in lengths.get(words[position], ()):
-                if position + size <= total and tuple(words[position : position + size]) in phrases:
-                    step = size
-                    break
-            spans.append((position, position + step))
+            if node is not None:
+                following = position + 1
+                while following < total:
+                    node = node.get(words[following])
+                    if node is None:
+                        break
+                    following += 1
+                    if _END in node:
+                        step = following - position
+            append((position, position + step))
             position += step
         return spans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import unicodedata
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from transformers import BertTokenizerFast, PreTrainedTokenizerFast
 from vocab.artifact import ArtifactError, read_vocab_lines
 from vocab.chinese_segmentation import SegmenterError, make_segmenter
 from vocab.multigrained import MultiGrainedTokenizer, coarse_segments
-from vocab.normalization import clean_text
+from vocab.normalization import basic_words, cjk_runs, clean_text, phrase_segments
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,6 +88,21 @@ def check_example(example, text, text_b=None):
         assert len({example.fine_type[k] for k in range(start, end)} | {example.coarse_type[j]}) == 1
 
 
+def reference_units(tokenizer, text: str) -> list[str]:
+    """The coarse units that become one coarse token, straight from the rules: English phrases
+    matched left to right in punctuation-free runs of BERT words; Chinese words of 2+ characters
+    in the coarse vocabulary, from the segmenter on CJK runs."""
+    if tokenizer.lang == "en":
+        return [" ".join(run[a:b]) for run in phrase_segments(basic_words(text))
+                for a, b in tokenizer.matcher.segment_left_to_right(run) if b - a > 1]
+    return [word for a, b in cjk_runs(text) for word in tokenizer.segmenter.cut(text[a:b])
+            if len(word) > 1 and word in tokenizer.coarse_index]
+
+
+def grouped_units(example) -> list[str]:
+    return [token for token, (a, b) in zip(example.coarse_tokens, example.align, strict=True) if b - a > 1]
+
+
 def test_english_phrases(en):
     text = "I live in New  York City, and ate ice-cream and Ice Cream, unaffable 東京 😀!"
     example = en.encode(text)
@@ -135,6 +151,8 @@ def test_properties_and_hugging_face_equality(en, zh, references, text):
         assert list(example.fine_ids) == wordpiece.encode(text).ids
         assert list(example.fine_ids) == bert_fast(text)["input_ids"] == from_file(text)["input_ids"]
         assert tokenizer.encode_batch([text, "x"]) == [example, tokenizer.encode("x")]
+        if not any(0x2B820 <= ord(ch) < 0x2B920 for ch in text):  # where tokenizers' CJK range differs
+            assert grouped_units(example) == reference_units(tokenizer, text)
 
 
 @settings(max_examples=60, deadline=None)
@@ -171,6 +189,7 @@ def test_real_text(en, zh, references, lang, sample):
         assert list(example.fine_ids) == reference.ids
     assert bert_fast(lines)["input_ids"] == [list(e.fine_ids) for e in examples]
     assert examples[:50] == [tokenizer.encode(text) for text in lines[:50]]
+    assert [grouped_units(e) for e in examples] == [reference_units(tokenizer, text) for text in lines]
     multi = sum(1 for e in examples for start, end in e.align if end - start > 1)
     assert multi > 0  # some phrases / words were found
 
@@ -208,3 +227,25 @@ def test_edge_texts(en, zh):
             check_example(example, text)
     assert en.encode("").coarse_tokens == ("[CLS]", "[SEP]")
     assert en.encode("[SEP]").coarse_tokens == ("[CLS]", "[", "sep", "]", "[SEP]")  # text is never a special
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pkuseg") is None, reason="pkuseg is an optional extra")
+def test_a_pkuseg_artifact(tmp_path):
+    from tests.vocab.conftest import BERT, WORDS
+    from vocab.artifact import write_artifact
+    from vocab.chinese_segmentation import segmenter_spec
+    from vocab.word_dictionary import format_word_tsv
+
+    pkuseg = make_segmenter("pkuseg")
+    write_artifact(str(tmp_path / "zh"), lang="zh", fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
+                   coarse_units=WORDS, dictionary_file_name="words.tsv",
+                   dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
+                   segmenter_spec=segmenter_spec(pkuseg), created_from={}, stats={})
+    with pytest.raises(SegmenterError, match="built with pkuseg; refusing to tokenize with jieba"):
+        MultiGrainedTokenizer.from_artifact(str(tmp_path / "zh"), segmenter="jieba")
+    tokenizer = MultiGrainedTokenizer.from_artifact(str(tmp_path / "zh"), segmenter=pkuseg)
+    text = "我们在北京天安门, iPhone12 很好用！中国人民２０２０年。"
+    example = tokenizer.encode(text)
+    check_example(example, text)
+    assert {"我们", "北京", "天安门"} <= set(example.coarse_tokens)
+    assert grouped_units(example) == reference_units(tokenizer, text)

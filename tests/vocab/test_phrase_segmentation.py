@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,3 +34,8 @@ def test_example():
     matcher = PhraseMatcher(["new york", "new york city", "ice cream", "single"])
     assert len(matcher) == 3  # one-word entries are not phrases
     assert matcher.segment_left_to_right(["in", "new", "york", "city", "new", "york"]) == [(0, 1), (1, 4), (4, 6)]
+
+
+def test_malformed_phrases_are_refused():
+    with pytest.raises(ValueError, match="'new  york' is not words joined by single spaces"):
+        PhraseMatcher(["new  york"])
