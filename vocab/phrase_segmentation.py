@@ -42,9 +42,12 @@ class PhraseMatcher:
 
     def segment_left_to_right(self, words: list[str]) -> list[tuple[int, int]]:
         """Half-open word spans covering `words`: the longest phrase at each position, else one word."""
+        total = len(words)
+        if total == 1:
+            return [(0, 1)]  # a third of real runs (between punctuation marks) are one word
         spans = []
         append, root = spans.append, self._root
-        position, total = 0, len(words)
+        position = 0
         while position < total:
             node = root.get(words[position])
             step = 1
