@@ -129,16 +129,15 @@ class MultiGrainedTokenizer:
             words = [tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1:b])
                      for a, b in zip(word_starts, word_starts[1:], strict=False)]
         groups = []
-        segment = self.matcher.segment_left_to_right
+        phrase_spans = self.matcher.phrase_spans
         run_start, count = 0, len(words)
         for index in range(count + 1):  # punctuation-free runs: phrases never cross punctuation
             if index < count and not is_punctuation(words[index]):
                 continue
             if index - run_start > 1:
-                for start, end in segment(words[run_start:index]):
-                    if end - start > 1:
-                        groups.append((run_start + start, run_start + end,
-                                       " ".join(words[run_start + start:run_start + end])))
+                for start, end in phrase_spans(words[run_start:index]):
+                    start, end = run_start + start, run_start + end
+                    groups.append((start, end, " ".join(words[start:end])))
             run_start = index + 1
         return groups
 

@@ -18,7 +18,8 @@ class PhraseMatcher:
     not look for punctuation: callers pass punctuation-free runs, so no phrase crosses it.
     Data structure: a word trie of nested dicts. A position whose word starts no phrase costs one
     dict probe; one that does walks the trie as far as the words allow, remembering the last end.
-    (Measured faster than a first word -> lengths map plus a set of word tuples: no slicing.)
+    (Measured faster than a first word -> lengths map plus a set of word tuples: no slicing;
+    `phrase_spans` returns only the phrases, which saves a tuple per single word.)
     """
 
     def __init__(self, phrases: Iterable[str]):
@@ -40,26 +41,37 @@ class PhraseMatcher:
     def __len__(self) -> int:
         return self._count
 
-    def segment_left_to_right(self, words: list[str]) -> list[tuple[int, int]]:
-        """Half-open word spans covering `words`: the longest phrase at each position, else one word."""
-        total = len(words)
-        if total == 1:
-            return [(0, 1)]  # a third of real runs (between punctuation marks) are one word
+    def phrase_spans(self, words: list[str]) -> list[tuple[int, int]]:
+        """The multi-word phrases of a greedy left-to-right longest match, as half-open word spans
+        (the words outside them are single-word units). The tokenizer's hot path."""
         spans = []
-        append, root = spans.append, self._root
-        position = 0
+        root, total, position = self._root, len(words), 0
         while position < total:
             node = root.get(words[position])
-            step = 1
-            if node is not None:
-                following = position + 1
-                while following < total:
-                    node = node.get(words[following])
-                    if node is None:
-                        break
-                    following += 1
-                    if _END in node:
-                        step = following - position
-            append((position, position + step))
-            position += step
+            if node is None:  # most words start no phrase: one dict probe
+                position += 1
+                continue
+            following, end = position + 1, 0
+            while following < total:
+                node = node.get(words[following])
+                if node is None:
+                    break
+                following += 1
+                if _END in node:
+                    end = following
+            if end:
+                spans.append((position, end))
+                position = end
+            else:
+                position += 1
+        return spans
+
+    def segment_left_to_right(self, words: list[str]) -> list[tuple[int, int]]:
+        """Half-open word spans covering `words`: the longest phrase at each position, else one word."""
+        spans, position = [], 0
+        for start, end in self.phrase_spans(words):
+            spans.extend((index, index + 1) for index in range(position, start))
+            spans.append((start, end))
+            position = end
+        spans.extend((index, index + 1) for index in range(position, len(words)))
         return spans

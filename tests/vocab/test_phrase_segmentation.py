@@ -27,7 +27,10 @@ def brute_force(phrases: set[str], words: list[str]) -> list[tuple[int, int]]:
 @given(st.sets(st.lists(st.sampled_from(WORDS), min_size=2, max_size=4).map(" ".join), max_size=12),
        st.lists(st.sampled_from(WORDS), max_size=25))
 def test_greedy_longest_match(phrases, words):
-    assert PhraseMatcher(phrases).segment_left_to_right(words) == brute_force(phrases, words)
+    matcher = PhraseMatcher(phrases)
+    expected = brute_force(phrases, words)
+    assert matcher.segment_left_to_right(words) == expected
+    assert matcher.phrase_spans(words) == [(start, end) for start, end in expected if end - start > 1]
 
 
 def test_example():
