@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+from cli.shard_commands import shard_app
 from cli.vocab_commands import tokenize, vocab_app
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(vocab_app, name="vocab")
 app.command()(tokenize)
+app.add_typer(shard_app, name="shard")
 
 
 @app.callback()

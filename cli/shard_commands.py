@@ -1,0 +1,118 @@
+"""`ambert shard build|verify|inspect`: aligned fine/coarse examples in deterministic WebDataset shards.
+
+    ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--no-nsp] [Beam flags]
+    ambert shard verify out/shards-en;  ambert shard inspect out/shards-en -n 3
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+
+shard_app = typer.Typer(help="Write, verify and inspect WebDataset shards of aligned examples.",
+                        no_args_is_help=True)
+
+
+@shard_app.command("build", context_settings=BEAM_FLAGS)
+def build(
+    ctx: typer.Context,
+    vocab: Annotated[str, typer.Option(help="Vocab artifact directory.")],
+    corpus: Annotated[list[str], typer.Option(help="Corpus file, directory or glob (.txt, .jsonl, .gz); repeatable.")],
+    out: Annotated[str, typer.Option(help="Shard set directory to write.")],
+    max_seq_len: Annotated[int, typer.Option(help="Most tokens per example, on both granularities.")] = 128,
+    nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Sentence pairs with next-sentence labels.")] = True,
+    samples_per_shard: Annotated[int, typer.Option(help="Samples per shard (the last shard has fewer).")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Seed of every random choice (hashed with document ids).")] = 12345,
+    docs_per_line: Annotated[
+        bool, typer.Option(help="One document per line in .txt (default: documents separated by blank lines).")
+    ] = False,
+    pool_docs: Annotated[int, typer.Option(help="NSP: documents sharing a pool of random next segments.")] = 1000,
+    max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
+):
+    """Tokenize documents into aligned fine/coarse examples and write shard-NNNNN.tar + manifest.json.
+
+    Further flags go to Beam, as for `ambert phrases`.
+    """
+    from pipelines.files import CorpusError
+    from pipelines.shards import ShardConfig, run
+    from vocab.artifact import ArtifactError
+    from vocab.chinese_segmentation import SegmenterError
+
+    try:
+        cfg = ShardConfig(vocab=vocab, corpus=tuple(corpus), out=out.rstrip("/"), max_seq_len=max_seq_len, nsp=nsp,
+                          samples_per_shard=samples_per_shard, seed=seed, docs_per_line=docs_per_line,
+                          pool_docs=pool_docs, max_line_bytes=max_line_bytes)
+    except ValueError as error:
+        fail(str(error))
+    try:
+        with progress("[bold]ambert shard build[/]: running the Beam pipeline…"):
+            manifest, seconds = run(cfg, beam_flags(ctx))
+    except (CorpusError, ArtifactError, SegmenterError) as error:
+        fail(str(error))
+    documents, totals = manifest["accounting"]["documents"], manifest["totals"]
+    dropped = ", ".join(f"{k} {v}" for k, v in documents["dropped"].items()) or "none"
+    console.print(f"documents read {documents['read']:,}, kept {documents['kept']:,}, dropped: {dropped}; "
+                  f"{totals['samples']:,} samples in {totals['shards']} shards; {seconds:.1f} s")
+    for error in manifest["accounting"]["files"]["errors"]:
+        console.print(f"[yellow]warning:[/] {error}")
+    print(json.dumps({"out": cfg.out, "manifest": f"{cfg.out}/manifest.json", "samples": totals["samples"]}))
+
+
+@shard_app.command("verify")
+def verify(directory: Annotated[str, typer.Argument(help="A shard set directory.")]):
+    """Check every shard's sha256 and every sample (decoding, alignment, lengths, id ranges); exit 1 on a fault."""
+    from vocab.shard_set import ShardSetError, verify_shard_set
+
+    try:
+        faults, checked = verify_shard_set(directory)
+    except ShardSetError as error:
+        fail(str(error))
+    if faults:
+        for fault in faults:
+            console.print(f"[bold red]fault:[/] {fault}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1)
+    console.print(f"ok: {checked:,} samples checked in {directory}")
+
+
+@shard_app.command("inspect")
+def inspect(
+    directory: Annotated[str, typer.Argument(help="A shard set directory.")],
+    n: Annotated[int, typer.Option("-n", help="Samples to show (from the first shard).")] = 3,
+    vocab: Annotated[str | None, typer.Option(help="Vocab artifact for token strings (default: ids only).")] = None,
+):
+    """Show the first samples: fine and coarse tokens side by side, with the alignment."""
+    from rich.table import Table
+
+    from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines
+    from vocab.shard_set import ShardSetError, read_manifest, shard_examples
+
+    try:
+        manifest = read_manifest(directory)
+        fine_vocab = coarse_vocab = None
+        if vocab is not None:
+            read_manifest(directory, expect_vocab_id=read_artifact(vocab)["id"])
+            fine_vocab = read_vocab_lines(f"{vocab}/fine/vocab.txt")
+            coarse_vocab = read_vocab_lines(f"{vocab}/coarse/vocab.txt")
+    except (ShardSetError, ArtifactError) as error:
+        fail(str(error))
+    console.print(f"{directory}: {manifest['totals']['samples']:,} samples in {manifest['totals']['shards']} shards, "
+                  f"vocab {manifest['vocab']['id'][:12]}… ({manifest['vocab']['lang']})")
+    shown = 0
+    for shard in manifest["shards"]:
+        for example in shard_examples(f"{directory}/{shard['name']}"):
+            if shown == n:
+                return
+            shown += 1
+            label = {-1: "", 0: ", is next", 1: ", random next"}[example.nsp_label]
+            table = Table(title=f"{shard['name']} sample {example.key} (doc {example.doc_id}{label})")
+            for column in ("coarse", "type", "fine"):
+                table.add_column(column)
+            name = lambda vocab_lines, i: vocab_lines[i] if vocab_lines else str(i)  # noqa: E731
+            for j, (start, end) in enumerate(example.align):
+                fine = " ".join(name(fine_vocab, int(i)) for i in example.fine_ids[start:end])
+                table.add_row(name(coarse_vocab, int(example.coarse_ids[j])), str(example.coarse_type[j]), fine)
+            console.print(table)

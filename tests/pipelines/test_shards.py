@@ -1,0 +1,285 @@
+"""The shard pipeline: WebDataset-readable output, determinism across workers and reruns, accounting,
+bad input, and `ambert shard verify` catching damage."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from pipelines.pretraining_examples import Segment, contiguous_examples, pair_examples, truncate_segment
+from pipelines.shards import ShardConfig, run
+from tests.vocab.conftest import build_en, build_zh
+from vocab.aligned_codec import ShardExample, alignment_faults, decode_sample, write_tar
+from vocab.artifact import read_vocab_lines
+from vocab.shard_set import ShardSetError, read_manifest, shard_examples, shard_urls, verify_shard_set
+
+REPO = Path(__file__).resolve().parents[2]
+AMBERT = str(Path(sys.executable).parent / "ambert")
+EN_OPTIONS = {"samples_per_shard": 100, "max_seq_len": 64, "pool_docs": 40}  # 4 NSP pools, 8 shards
+
+
+def first_lines(path: Path, count: int) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as source:
+        return [line.rstrip("\n") for _, line in zip(range(count), source, strict=False)]
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("shard-artifacts")
+    build_en(root / "en")
+    build_zh(root / "zh")
+    return {"en": str(root / "en"), "zh": str(root / "zh")}
+
+
+@pytest.fixture(scope="session")
+def en_corpus(tmp_path_factory) -> Path:
+    """Blank-line separated documents of 1-4 paragraphs (.txt.gz), plus a .jsonl file."""
+    root = tmp_path_factory.mktemp("shard-corpus")
+    rng = random.Random(3)
+    lines = first_lines(REPO / "data" / "en" / "enwiki_sample.txt.gz", 240)
+    lines += first_lines(REPO / "data" / "en" / "austen_sample.txt.gz", 160)
+    documents, position = [], 0
+    while position < len(lines) - 20:
+        size = rng.randint(1, 4)
+        documents.append("\n".join(lines[position:position + size]))
+        position += size
+    with gzip.open(root / "paragraphs.txt.gz", "wt", encoding="utf-8") as out:
+        out.write("\n\n".join(documents) + "\n")
+    with open(root / "records.jsonl", "w", encoding="utf-8") as out:
+        for line in lines[position:]:
+            out.write(json.dumps({"text": line}) + "\n")
+    return root
+
+
+def shard(artifact: str, corpus, out: Path, beam_args=(), **options) -> dict:
+    cfg = ShardConfig(vocab=artifact, corpus=tuple(str(c) for c in corpus), out=str(out), **options)
+    manifest, _seconds = run(cfg, list(beam_args))
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def en_run(artifacts, en_corpus, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("shards") / "en"
+    return out, shard(artifacts["en"], [en_corpus], out, **EN_OPTIONS)
+
+
+def read_all(out: Path, manifest: dict) -> list:
+    urls = shard_urls(str(out), expect_vocab_id=manifest["vocab"]["id"])
+    return list(wds.WebDataset(urls, shardshuffle=False).map(decode_sample))
+
+
+def test_shards_are_readable_by_plain_webdataset(en_run):
+    out, manifest = en_run
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", *(s["name"] for s in manifest["shards"])])
+    assert [s["name"] for s in manifest["shards"]] == [f"shard-{i:05d}.tar" for i in range(len(manifest["shards"]))]
+    examples = read_all(out, manifest)
+    totals = manifest["totals"]
+    assert len(examples) == totals["samples"] == manifest["accounting"]["examples"]["made"] > 100
+    assert sum(len(e.fine_ids) for e in examples) == totals["fine_tokens"]
+    assert sum(len(e.coarse_ids) for e in examples) == totals["coarse_tokens"] < totals["fine_tokens"]
+    assert len({e.key for e in examples}) == len(examples)
+    assert set(totals["nsp_labels"]) == {"0", "1"}
+    for example in examples:
+        assert alignment_faults(example) == []
+        assert len(example.fine_ids) <= 64 and example.nsp_label in (0, 1)
+        assert example.fine_type[0] == 0 and example.fine_type[-1] == 1  # [CLS] a [SEP] b [SEP]
+    assert any(np.any(e.coarse_ids >= manifest["vocab"]["sizes"]["fine"]) for e in examples)  # phrases
+    assert verify_shard_set(str(out)) == ([], len(examples))
+
+
+def test_offsets_point_back_into_the_document(en_run, en_corpus, artifacts):
+    out, manifest = en_run
+    records = (en_corpus / "records.jsonl").read_text().splitlines()
+    fine_vocab = read_vocab_lines(f"{artifacts['en']}/fine/vocab.txt")
+    matched = checked = 0
+    for example in read_all(out, manifest):
+        for segment, doc_id in ((0, example.doc_id), (1, example.next_doc_id)):
+            name, _, line = doc_id.rpartition(":")
+            if name != "records.jsonl":
+                continue
+            text = json.loads(records[int(line) - 1])["text"].lower()
+            for token, (start, end), kind in zip(example.fine_ids, example.fine_offsets, example.fine_type,
+                                                 strict=True):
+                if kind == segment and end > start:
+                    checked += 1
+                    matched += text[start:end] == fine_vocab[token].removeprefix("##")
+    assert checked > 1000 and matched / checked > 0.98
+
+
+def test_accounting_covers_every_document(en_run):
+    _out, manifest = en_run
+    accounting = manifest["accounting"]
+    documents = accounting["documents"]
+    assert documents["read"] == documents["kept"] + sum(documents["dropped"].values()) > 50
+    assert accounting["files"] == {"given": 2, "read": 2, "unreadable": 0, "errors": []}
+    assert manifest["options"]["corpus_files"] == ["paragraphs.txt.gz", "records.jsonl"]
+    assert manifest["vocab"]["lang"] == "en" and len(manifest["vocab"]["id"]) == 64
+
+
+def test_identical_bytes_with_two_workers_and_on_rerun(en_run, artifacts, en_corpus, tmp_path):
+    reference, manifest = en_run
+    out = tmp_path / "two"
+    shard(artifacts["en"], [en_corpus], out, ["--direct_num_workers", "2", "--direct_running_mode",
+                                              "multi_processing"], **EN_OPTIONS)
+    assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
+    for name in os.listdir(reference):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    shard(artifacts["en"], [en_corpus], out, **EN_OPTIONS)  # rerun in place
+    for name in os.listdir(reference):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    other = shard(artifacts["en"], [en_corpus], tmp_path / "seed", **{**EN_OPTIONS, "seed": 7})
+    assert other["shards"][0]["sha256"] != manifest["shards"][0]["sha256"]
+
+
+def test_dask_runner_on_local_cluster_gives_identical_bytes(en_run, artifacts, en_corpus, tmp_path):
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is a dev dependency")
+    reference, _ = en_run
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        out = tmp_path / "dask"
+        shard(artifacts["en"], [en_corpus], out, ["--runner", "DaskRunner", "--dask_client_address",
+                                                  cluster.scheduler_address], **EN_OPTIONS)
+    finally:
+        cluster.close()
+    assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
+    for name in os.listdir(reference):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_chinese_contiguous_examples(artifacts, tmp_path):
+    corpus = tmp_path / "zh.txt"
+    corpus.write_text("\n".join(first_lines(REPO / "data" / "zh" / "pku199801_sample.txt.gz", 150)) + "\n")
+    out = tmp_path / "zh"
+    manifest = shard(artifacts["zh"], [corpus], out, nsp=False, docs_per_line=True, max_seq_len=48)
+    examples = read_all(out, manifest)
+    assert manifest["accounting"]["documents"]["read"] == 150 and manifest["totals"]["nsp_labels"] == {}
+    assert all(e.nsp_label == -1 and not e.fine_type.any() and len(e.fine_ids) <= 48 for e in examples)
+    assert any(np.any(e.coarse_ids >= manifest["vocab"]["sizes"]["fine"]) for e in examples)  # words
+    assert sum(int(np.sum(e.align[:, 1] - e.align[:, 0] > 1)) for e in examples) > 0
+    assert verify_shard_set(str(out))[0] == []
+
+
+def write_bad_corpus(root: Path, rng: random.Random) -> Path:
+    root.mkdir()
+    (root / "junk.txt").write_bytes(bytes(rng.randrange(256) for _ in range(5000)))
+    (root / "mixed.txt").write_bytes(
+        b"Good first paragraph. It has two sentences.\n\n\xff\xfe invalid utf-8 \xc3\x28\n\n"
+        + b"x" * 3000 + b"\n\n" + b"ctrl \x01\x02\x07 chars \x1b[31m red.\nAnd a\x00nul line.\n\n\n\n\t \n\n"
+        + b"\x85\x0b\x0c\n\nLast paragraph here.")
+    (root / "records.jsonl").write_text('{"text": "Fine record."}\n[1, 2]\n{"text": 3}\nnot json\n\n{"text": ""}\n')
+    whole = gzip.compress(("Some text to cut off. " * 400 + "\n\nMore.\n").encode())
+    (root / "cut.txt.gz").write_bytes(whole[: len(whole) // 2])
+    return root
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_bad_input_never_crashes_and_is_accounted_for(artifacts, tmp_path, seed):
+    corpus = write_bad_corpus(tmp_path / "bad", random.Random(seed))
+    out = tmp_path / "out"
+    manifest = shard(artifacts["en"], [corpus], out, max_line_bytes=2000, max_seq_len=32, samples_per_shard=5)
+    accounting = manifest["accounting"]
+    documents = accounting["documents"]
+    assert documents["read"] == documents["kept"] + sum(documents["dropped"].values())
+    assert documents["kept"] >= 4 and documents["dropped"]
+    assert accounting["files"]["unreadable"] == 1 and "cut.txt.gz" in accounting["files"]["errors"][0]
+    assert {"too_long", "invalid_utf8", "invalid_json", "no_text_field"} <= set(accounting["lines"]["dropped"])
+    assert verify_shard_set(str(out))[0] == []
+
+
+def test_a_corpus_with_nothing_usable_gives_an_empty_verified_set(artifacts, tmp_path):
+    corpus = tmp_path / "junk.txt"
+    corpus.write_bytes(b"\xff\xfe\n\n\x00\x01\n\n   \n")
+    manifest = shard(artifacts["en"], [corpus], tmp_path / "out")
+    assert manifest["totals"]["samples"] == 0 and manifest["shards"] == []
+    assert manifest["accounting"]["documents"] == {"read": 2, "kept": 0, "dropped": {
+        "all_lines_binary": 1, "all_lines_invalid_utf8": 1}}
+    assert verify_shard_set(str(tmp_path / "out")) == ([], 0)
+
+
+def test_verify_names_a_damaged_shard(en_run, tmp_path):
+    reference, manifest = en_run
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    name = manifest["shards"][1]["name"]
+    data = bytearray((out / name).read_bytes())
+    data[600] ^= 0xFF  # inside the first member's bytes
+    (out / name).write_bytes(bytes(data))
+    faults, _checked = verify_shard_set(str(out))
+    assert faults and all(f.shard == name for f in faults)
+    assert any("sha256" in f.problem for f in faults)
+    result = subprocess.run([AMBERT, "shard", "verify", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and name in result.stderr
+    (out / "manifest.json").unlink()
+    with pytest.raises(ShardSetError, match="incomplete"):
+        read_manifest(str(out))
+    with pytest.raises(ShardSetError, match="re-shard"):
+        read_manifest(str(reference), expect_vocab_id="0" * 64)
+
+
+def test_verify_names_a_bad_sample_in_a_well_hashed_shard(en_run, tmp_path):
+    reference, manifest = en_run
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    name = manifest["shards"][0]["name"]
+    examples = list(shard_examples(str(out / name)))
+    bad = examples[3]
+    examples[3] = ShardExample(**{**bad.__dict__, "align": bad.align[::-1].copy()})  # not monotone
+    with open(out / name, "wb") as handle:
+        write_tar(handle, examples)
+    edited = json.loads((out / "manifest.json").read_text())
+    edited["shards"][0]["sha256"] = hashlib.sha256((out / name).read_bytes()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(edited))
+    faults, _checked = verify_shard_set(str(out))
+    assert faults and {(f.shard, f.key) for f in faults} == {(name, bad.key)}
+
+
+def random_segment(rng: random.Random) -> Segment:
+    widths = [rng.randint(1, 3) for _ in range(rng.randint(1, 30))]
+    ends = np.cumsum(widths).astype(np.int32)
+    fine = int(ends[-1])
+    return Segment(np.arange(fine, dtype=np.int32) + 1000, np.arange(len(widths), dtype=np.int32) + 5000, ends,
+                   np.zeros((fine, 2), np.int32), np.zeros((len(widths), 2), np.int32))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_examples_fit_and_stay_aligned(seed):
+    rng = random.Random(seed)
+    pool = {f"d{i}": [truncate_segment(random_segment(rng), 37) for _ in range(rng.randint(1, 8))]
+            for i in range(6)}  # the pipeline truncates sentences to max_seq_len - 3 first
+    for doc_id, segments in pool.items():
+        pairs, _truncated, dropped = pair_examples(doc_id, segments, pool, seed, 40, 101, 102)
+        assert dropped == 0
+        plain = contiguous_examples(doc_id, segments, seed, 40, 101, 102)
+        assert sum(len(e.fine_ids) - 2 for e in plain) == sum(len(s) for s in segments)
+        for example in [*pairs, *plain]:
+            assert alignment_faults(example) == [] and len(example.fine_ids) <= 40
+            assert example.fine_ids[0] == 101 and example.fine_ids[-1] == 102
+
+
+def test_cli_build_and_inspect(artifacts, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("I live in New York. Ice cream is good.\n\nSir John went home. He slept.\n")
+    out = tmp_path / "out"
+    result = subprocess.run([AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(corpus),
+                             "--out", str(out), "--no-nsp", "--direct_num_workers", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["samples"] == 2
+    result = subprocess.run([AMBERT, "shard", "inspect", str(out), "-n", "2", "--vocab", artifacts["en"]],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    assert result.returncode == 0 and "new york" in result.stderr and "sir john" in result.stderr
+    bad = subprocess.run([AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(corpus),
+                          "--out", str(out), "--max-seq-len", "4"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--max-seq-len" in bad.stderr

@@ -1,0 +1,121 @@
+"""Reading and checking a shard set (DESIGN.md, "Shard set"): manifest, shard hashes, every sample.
+
+    urls = shard_urls("out/shards", expect_vocab_id=artifact_id)   # refuses a partial set or a foreign vocab
+    faults = verify_shard_set("out/shards")       # [] when every shard and sample is sound
+    `ambert shard verify DIR` and `ambert shard inspect DIR` are the command-line faces of this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from vocab.aligned_codec import FIELD, CodecError, ShardExample, alignment_faults, decode_example
+
+MANIFEST = "manifest.json"
+
+
+class ShardSetError(RuntimeError):
+    """A shard set that cannot be used: no manifest, a foreign vocab, a damaged shard."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    shard: str
+    key: str  # "" for a fault of the whole shard
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.shard}{f' sample {self.key}' if self.key else ''}: {self.problem}"
+
+
+def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
+    """manifest.json of a shard set; refused when absent (an unfinished run) or for another vocab."""
+    path = os.path.join(directory, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError as error:
+        raise ShardSetError(f"no {MANIFEST} in {directory}: the shard set is incomplete (rerun `ambert shard`)") \
+            from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ShardSetError(f"{path} is not valid JSON: {error}") from error
+    if expect_vocab_id is not None and manifest["vocab"]["id"] != expect_vocab_id:
+        raise ShardSetError(f"{directory} was written with vocab {manifest['vocab']['id']}, not {expect_vocab_id}: "
+                            "re-shard with this model's vocab artifact")
+    return manifest
+
+
+def shard_urls(directory: str, expect_vocab_id: str | None = None) -> list[str]:
+    """The shard paths of a complete shard set, in manifest order, for `webdataset.WebDataset(urls)`."""
+    manifest = read_manifest(directory, expect_vocab_id)
+    return [os.path.join(directory, shard["name"]) for shard in manifest["shards"]]
+
+
+def shard_examples(path: str) -> Iterator[ShardExample]:
+    """Every example of one shard file, in order; CodecError names the sample key."""
+    with tarfile.open(path, mode="r:") as tar:
+        for member in tar:
+            key, _, suffix = member.name.rpartition(".")
+            if suffix != FIELD or not member.isfile():
+                raise CodecError(f"member {member.name!r} is not a <key>.{FIELD} file")
+            yield decode_example(tar.extractfile(member).read(), key)
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def example_faults(example: ShardExample, max_seq_len: int, fine_size: int, coarse_size: int) -> list[str]:
+    """Structural faults, lengths over max_seq_len and ids outside the vocabularies."""
+    faults = alignment_faults(example)
+    for side, ids, size in (("fine", example.fine_ids, fine_size), ("coarse", example.coarse_ids, coarse_size)):
+        if len(ids) > max_seq_len:
+            faults.append(f"{len(ids)} {side} tokens > max_seq_len {max_seq_len}")
+        if len(ids) and (ids.min() < 0 or ids.max() >= size):
+            faults.append(f"{side} id outside [0, {size}): {int(ids.min())}..{int(ids.max())}")
+    return faults
+
+
+def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault], int]:
+    """Check every shard against the manifest (sha256, sample count) and every sample (decoding,
+    alignment, lengths, id ranges). Returns (faults, samples checked); stops after `max_faults`."""
+    manifest = read_manifest(directory)
+    max_seq_len = manifest["options"]["max_seq_len"]
+    sizes = manifest["vocab"]["sizes"]
+    faults: list[Fault] = []
+    checked = 0
+    listed = {shard["name"] for shard in manifest["shards"]}
+    for name in sorted(set(os.listdir(directory)) - listed):
+        if name.startswith("shard-") and name.endswith(".tar"):
+            faults.append(Fault(name, "", "a shard file the manifest does not list"))
+    for shard in manifest["shards"]:
+        path = os.path.join(directory, shard["name"])
+        if not os.path.exists(path):
+            faults.append(Fault(shard["name"], "", "missing"))
+            continue
+        if _file_sha256(path) != shard["sha256"]:
+            faults.append(Fault(shard["name"], "", "sha256 differs from the manifest's (damaged or replaced)"))
+        count = 0
+        try:
+            for example in shard_examples(path):
+                count += 1
+                for problem in example_faults(example, max_seq_len, sizes["fine"], sizes["coarse"]):
+                    faults.append(Fault(shard["name"], example.key, problem))
+        except (CodecError, tarfile.TarError, OSError) as error:
+            faults.append(Fault(shard["name"], "", f"unreadable after {count} samples: {error}"))
+        else:
+            if count != shard["samples"]:
+                faults.append(Fault(shard["name"], "", f"{count} samples, the manifest says {shard['samples']}"))
+        checked += count
+        if len(faults) >= max_faults:
+            break
+    return faults[:max_faults], checked
