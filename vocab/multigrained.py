@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines, verify_artifact
 from vocab.chinese_segmentation import Segmenter, SegmenterError, make_segmenter, segmenter_spec
-from vocab.normalization import basic_words, cjk_runs, is_punctuation
+from vocab.normalization import basic_words, cjk_runs
 from vocab.phrase_dictionary import read_phrase_tsv
 from vocab.phrase_segmentation import PhraseMatcher
 
@@ -128,17 +128,8 @@ class MultiGrainedTokenizer:
         else:  # a word is its pieces joined (WordPiece never splits elsewhere)
             words = [tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1:b])
                      for a, b in zip(word_starts, word_starts[1:], strict=False)]
-        groups = []
-        phrase_spans = self.matcher.phrase_spans
-        run_start, count = 0, len(words)
-        for index in range(count + 1):  # punctuation-free runs: phrases never cross punctuation
-            if index < count and not is_punctuation(words[index]):
-                continue
-            if index - run_start > 1:
-                for start, end in phrase_spans(words[run_start:index]):
-                    start, end = run_start + start, run_start + end
-                    groups.append((start, end, " ".join(words[start:end])))
-            run_start = index + 1
+        # one call per text: phrases hold no punctuation word, so no match crosses punctuation
+        groups = [(start, end, " ".join(words[start:end])) for start, end in self.matcher.phrase_spans(words)]
         return groups
 
     def _word_groups(self, text: str, offsets: list[Span], word_starts: list[int]) -> list[tuple[int, int, str]]:

@@ -1,12 +1,16 @@
 """Left-to-right phrase segmentation: greedy longest match of dictionary phrases over words.
 
     PhraseMatcher(["new york", "new york city"]).segment_left_to_right(["in", "new", "york", "city"])
-    -> [(0, 1), (1, 4)]     # callers pass punctuation-free runs (normalization.phrase_segments)
+    -> [(0, 1), (1, 4)]
+Phrases never contain a punctuation word (entries that do are ignored), so a whole line's words
+can be passed at once: no match can cross punctuation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from vocab.normalization import is_punctuation
 
 _END = ""  # the key marking "a phrase ends here" in a trie node (never a word: words are non-empty)
 
@@ -14,8 +18,8 @@ _END = ""  # the key marking "a phrase ends here" in a trie node (never a word: 
 class PhraseMatcher:
     """Greedy longest-match phrase segmentation over a fixed set of multi-word phrases.
 
-    Phrases are normalized words joined by single spaces; one-word entries are ignored. It does
-    not look for punctuation: callers pass punctuation-free runs, so no phrase crosses it.
+    Phrases are normalized words joined by single spaces; one-word entries and entries with a
+    punctuation word are ignored, so no match ever crosses punctuation.
     Data structure: a word trie of nested dicts. A position whose word starts no phrase costs one
     dict probe; one that does walks the trie as far as the words allow, remembering the last end.
     (Measured faster than a first word -> lengths map plus a set of word tuples: no slicing;
@@ -29,7 +33,7 @@ class PhraseMatcher:
             words = phrase.split(" ")
             if "" in words:
                 raise ValueError(f"phrase {phrase!r} is not words joined by single spaces")
-            if len(words) < 2:
+            if len(words) < 2 or any(is_punctuation(word) for word in words):
                 continue
             node = self._root
             for word in words:

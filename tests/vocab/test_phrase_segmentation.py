@@ -42,3 +42,9 @@ def test_example():
 def test_malformed_phrases_are_refused():
     with pytest.raises(ValueError, match="'new  york' is not words joined by single spaces"):
         PhraseMatcher(["new  york"])
+
+
+def test_phrases_never_cross_punctuation():
+    matcher = PhraseMatcher(["new york", "u . s", "york , city"])
+    assert len(matcher) == 1  # entries with punctuation words are ignored
+    assert matcher.phrase_spans(["new", ",", "york", "new", "york", ".", "new"]) == [(3, 5)]
