@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-CORPUS_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz", ".txt.bz2", ".jsonl.bz2")
+CORPUS_SUFFIXES = (".txt", ".jsonl", ".txt.gz", ".jsonl.gz", ".txt.bz2", ".jsonl.bz2", ".parquet")
+PARQUET_TEXT_COLUMN = "text"
 
 
 class CorpusError(ValueError):
@@ -48,7 +49,10 @@ def expand_corpus_paths(patterns: list[str]) -> list[str]:
 
 
 def record_format(path: str) -> str:
-    """'jsonl' for JSON-lines files (a `text` field per line), else 'text' (a line per unit)."""
+    """'jsonl' (a `text` field per line), 'parquet' (a `text` column, a row per unit) or 'text'
+    (a line per unit)."""
+    if path.endswith(".parquet"):
+        return "parquet"
     name = path.removesuffix(".gz").removesuffix(".bz2")
     return "jsonl" if name.endswith(".jsonl") else "text"
 
@@ -70,7 +74,11 @@ def read_lines(path: str, max_line_bytes: int) -> Iterator[LineRead]:
 
     Lines over `max_line_bytes` are yielded with data=None and never held in memory whole.
     A truncated or corrupt archive raises ReadFailure after the lines read before the damage.
+    A Parquet file yields its `text` column, a row per line (null → empty).
     """
+    if record_format(path) == "parquet":
+        yield from _parquet_rows(path, max_line_bytes)
+        return
     raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
     if path.endswith(".gz"):
         reader: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -95,6 +103,26 @@ def read_lines(path: str, max_line_bytes: int) -> Iterator[LineRead]:
         raise ReadFailure(f"{path}: unreadable after line {number}: {error}") from error
     finally:
         reader.close()
+
+
+def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    number = 0
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            columns = parquet.schema_arrow.names
+            if PARQUET_TEXT_COLUMN not in columns:
+                raise ReadFailure(f"{path}: no {PARQUET_TEXT_COLUMN!r} column (columns: {', '.join(columns)})")
+            for batch in parquet.iter_batches(columns=[PARQUET_TEXT_COLUMN], batch_size=4096):
+                for value in batch.column(0).to_pylist():
+                    number += 1
+                    data = b"" if value is None else str(value).encode("utf-8")
+                    yield LineRead(number, data if len(data) <= max_line_bytes else None)
+        except (pa.ArrowException, OSError) as error:
+            raise ReadFailure(f"{path}: unreadable Parquet after row {number}: {error}") from error
 
 
 def write_atomically(path: str, data: bytes) -> None:

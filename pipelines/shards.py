@@ -104,11 +104,11 @@ def corpus_root(paths: list[str]) -> str:
 
 
 def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int):
-    """RawDocuments of one file: a line each (jsonl, or `docs_per_line`), else blank-line separated
+    """RawDocuments of one file: a line each (jsonl, parquet rows, or `docs_per_line`), else blank-line separated
     paragraphs. Raises ReadFailure after yielding what was readable."""
     fmt = record_format(path)
     name = posixpath.relpath(path, root) if root else path
-    one_per_line = docs_per_line or fmt == "jsonl"
+    one_per_line = docs_per_line or fmt in ("jsonl", "parquet")
     lines: list[bytes | None] = []
     first = 0
     try:

@@ -283,3 +283,17 @@ def test_cli_build_and_inspect(artifacts, tmp_path):
     bad = subprocess.run([AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(corpus),
                           "--out", str(out), "--max-seq-len", "4"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--max-seq-len" in bad.stderr
+
+
+def test_parquet_rows_are_documents(artifacts, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = ["我们在北京。中国人民发展经济！", None, "今天记者工作。", ""] * 10
+    corpus = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"text": pa.array(texts, pa.string())}), corpus)
+    manifest = shard(artifacts["zh"], [corpus], tmp_path / "out", samples_per_shard=50, max_seq_len=32)
+    documents = manifest["accounting"]["documents"]
+    assert documents["read"] == 40 and documents["kept"] == 20 and documents["dropped"] == {"empty": 20}
+    examples = read_all(tmp_path / "out", manifest)
+    assert examples and all(not alignment_faults(example) for example in examples)
