@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import apache_beam as beam
 
-from pipelines.accounting import SplitCounters, counter
+from pipelines.accounting import Count, SplitCounters, counter
 from pipelines.files import ReadFailure, read_lines, record_format
 from vocab.normalization import basic_words, clean_text
 
 _LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,30 @@ class LineBatch:
     lines: tuple[bytes | None, ...]
 
 
+def read_in_batches(records: Iterable[T], size_of: Callable[[T], int], batch_bytes: int) -> Iterator[list[T] | Count]:
+    """Group the records of one file into lists of about `batch_bytes`, then Count files_read.
+
+    A ReadFailure (truncated or corrupt file) keeps what was read before it and is reported as
+    Counts files_unreadable and "read_error: <path: what happened>" instead of failing the run.
+    """
+    batch: list[T] = []
+    size = 0
+    try:
+        for record in records:
+            batch.append(record)
+            size += size_of(record)
+            if size >= batch_bytes:
+                yield batch
+                batch, size = [], 0
+    except ReadFailure as failure:
+        _LOG.warning("%s", failure)
+        yield counter("files_unreadable")
+        yield counter(f"read_error: {failure}")
+    if batch:
+        yield batch
+    yield counter("files_read")
+
+
 class _ReadLineBatches(beam.DoFn):
     def __init__(self, batch_bytes: int, max_line_bytes: int):
         self._batch_bytes = batch_bytes
@@ -36,24 +63,12 @@ class _ReadLineBatches(beam.DoFn):
 
     def process(self, path: str):
         fmt = record_format(path)
-        batch: list[bytes | None] = []
-        first, size = 1, 0
-        try:
-            for line in read_lines(path, self._max_line_bytes):
-                if not batch:
-                    first = line.number
-                batch.append(line.data)
-                size += len(line.data) if line.data is not None else 0
-                if size >= self._batch_bytes:
-                    yield LineBatch((path, first), fmt, tuple(batch))
-                    batch, size = [], 0
-        except ReadFailure as failure:
-            _LOG.warning("%s", failure)
-            yield counter("files_unreadable")
-            yield counter(f"read_error: {failure}")
-        if batch:
-            yield LineBatch((path, first), fmt, tuple(batch))
-        yield counter("files_read")
+        lines = read_lines(path, self._max_line_bytes)
+        for batch in read_in_batches(lines, lambda line: len(line.data or b""), self._batch_bytes):
+            if isinstance(batch, Count):
+                yield batch
+            else:
+                yield LineBatch((path, batch[0].number), fmt, tuple(line.data for line in batch))
 
 
 class ReadCorpus(beam.PTransform):

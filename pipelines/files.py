@@ -125,29 +125,36 @@ def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
             raise ReadFailure(f"{path}: unreadable Parquet after row {number}: {error}") from error
 
 
+def _replace(tmp: str, path: str) -> None:
+    """Put the finished file `tmp` in place of `path`. On a local disk os.replace swaps it in one
+    step, so a concurrent reader sees the old or the new file, never none (runners may run a
+    step twice at once: DaskRunner recomputes what a side input depends on)."""
+    if FileSystems.get_scheme(path) is None:
+        os.replace(tmp, path)
+        return
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to `path` through a temporary name and a rename (no partial file)."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     with FileSystems.create(tmp) as handle:
         handle.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    _replace(tmp, path)
 
 
 def move_local_file(local: str, path: str) -> None:
     """Move a finished local file to `path` (local or remote), atomically at the destination."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    if FileSystems.get_scheme(path) in (None, "file") and os.path.isdir(os.path.dirname(path) or "."):
+    if FileSystems.get_scheme(path) is None and os.path.isdir(os.path.dirname(path) or "."):
         shutil.move(local, tmp)
-        os.replace(tmp, path)
-        return
-    with open(local, "rb") as source, FileSystems.create(tmp) as handle:
-        shutil.copyfileobj(source, handle, 1 << 20)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
-    os.remove(local)
+    else:
+        with open(local, "rb") as source, FileSystems.create(tmp) as handle:
+            shutil.copyfileobj(source, handle, 1 << 20)
+        os.remove(local)
+    _replace(tmp, path)
 
 
 def read_bytes(path: str) -> bytes:

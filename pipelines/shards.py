@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import SplitCounters, WriteCounters, counter
-from pipelines.corpus import decode_line
+from pipelines.accounting import Count, SplitCounters, WriteCounters, counter
+from pipelines.corpus import decode_line, read_in_batches
 from pipelines.files import (
     ReadFailure,
     expand_corpus_paths,
@@ -130,27 +130,19 @@ def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int)
         yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
 
 
+def _document_bytes(document: RawDocument) -> int:
+    return sum(len(line) for line in document.lines if line is not None)
+
+
 class _ReadDocuments(beam.DoFn):
     def __init__(self, root: str, docs_per_line: bool, max_line_bytes: int, batch_bytes: int):
         self._args = (root, docs_per_line, max_line_bytes)
         self._batch_bytes = batch_bytes
 
     def process(self, path: str):
-        batch, size = [], 0
-        try:
-            for document in documents_of(path, *self._args):
-                batch.append(document)
-                size += sum(len(line) for line in document.lines if line is not None)
-                if size >= self._batch_bytes:
-                    yield tuple(batch)
-                    batch, size = [], 0
-        except ReadFailure as failure:
-            _LOG.warning("%s", failure)
-            yield counter("files_unreadable")
-            yield counter(f"read_error: {failure}")
-        if batch:
-            yield tuple(batch)
-        yield counter("files_read")
+        documents = documents_of(path, *self._args)
+        for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
+            yield batch if isinstance(batch, Count) else tuple(batch)
 
 
 class ReadDocuments(beam.PTransform):
