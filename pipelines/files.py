@@ -128,7 +128,8 @@ def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
 def _replace(tmp: str, path: str) -> None:
     """Put the finished file `tmp` in place of `path`. On a local disk os.replace swaps it in one
     step, so a concurrent reader sees the old or the new file, never none (runners may run a
-    step twice at once: DaskRunner recomputes what a side input depends on)."""
+    step more than once, concurrently: retries, speculative execution; Beam's DaskRunner
+    evaluates side inputs apart from the main graph)."""
     if FileSystems.get_scheme(path) is None:
         os.replace(tmp, path)
         return
