@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.bench_shard [--megabytes 10] [--nsp]     # from the repository root
 
+Run it at two sizes (e.g. --megabytes 5 and 20) to see whether peak RSS grows with the corpus.
+
 Baseline: one Python loop doing the same work with the same functions (read lines, split sentences,
 MultiGrainedTokenizer.encode_batch, make examples (NSP: one pool of all documents), encode, write one tar).
 Artifact: the small real English test artifact (bundled BERT vocab + a few phrases). Read the ratios.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -97,6 +100,11 @@ def main() -> None:
                               "examples": samples, "mb_per_s": round(megabytes / seconds, 2),
                               "examples_per_s": round(samples / seconds),
                               "ratio_to_baseline": round(baseline_s / seconds, 3),
+                              # high-water marks: this process (driver; the 1-worker runner runs in it)
+                              # and the largest worker subprocess (2 workers)
+                              "peak_rss_mib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                              "peak_rss_mib_workers": round(
+                                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
                               "shards_identical_to_1_worker": digests[workers] == digests[1]}), flush=True)
 
 
