@@ -131,18 +131,25 @@ def write_artifact(out_dir: str, *, lang: str, fine_vocab_lines: list[str], coar
     }
     document["id"] = artifact_id(document)
     contents["artifact.json"] = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    out_dir = os.path.abspath(out_dir)
-    _check_replaceable(out_dir)
-    tmp = f"{out_dir}.tmp-{uuid.uuid4().hex}"
+    _write_directory(os.path.abspath(out_dir), contents)
+    return document["id"]
+
+
+def _write_directory(directory: str, contents: dict[str, bytes], verify: bool = False) -> None:
+    """Write `contents` (relative path → bytes) into a temporary sibling of `directory`, verify it
+    if asked, then move it into place; nothing partial is ever left under `directory`."""
+    _check_replaceable(directory)
+    tmp = f"{directory}.tmp-{uuid.uuid4().hex}"
     try:
         for path, data in contents.items():
             os.makedirs(os.path.dirname(os.path.join(tmp, path)), exist_ok=True)
             with open(os.path.join(tmp, path), "wb") as handle:
                 handle.write(data)
-        _move_into_place(tmp, out_dir)
+        if verify:
+            verify_artifact(tmp)
+        _move_into_place(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return document["id"]
 
 
 def _check_replaceable(directory: str) -> None:
@@ -306,17 +313,7 @@ def pull(url: str, directory: str) -> str:
         if existing is not None:
             raise ArtifactError(f"{directory} already holds artifact {existing}; pull {document['id']} into an "
                                 "empty or new directory")
-    _check_replaceable(directory)
-    tmp = f"{directory}.tmp-{uuid.uuid4().hex}"
-    try:
-        for path, data in contents.items():
-            os.makedirs(os.path.dirname(os.path.join(tmp, path)), exist_ok=True)
-            with open(os.path.join(tmp, path), "wb") as handle:
-                handle.write(data)
-        verify_artifact(tmp)
-        _move_into_place(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _write_directory(directory, contents, verify=True)
     return directory
 
 
