@@ -158,6 +158,17 @@ def move_local_file(local: str, path: str) -> None:
     _replace(tmp, path)
 
 
+def clear_previous_outputs(out: str, marker: str, stale_patterns: tuple[str, ...]) -> None:
+    """Make `out` if missing; delete its completion `marker` first (readers then refuse the
+    directory), then what a previous run left (globs relative to `out`), so reruns are safe."""
+    if not FileSystems.exists(out):
+        FileSystems.mkdirs(out)
+    stale = [f"{out}/{marker}"]
+    for pattern in stale_patterns:
+        stale += [m.path for r in FileSystems.match([f"{out}/{pattern}"]) for m in r.metadata_list]
+    FileSystems.delete([path for path in stale if FileSystems.exists(path)])
+
+
 def read_bytes(path: str) -> bytes:
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
         return handle.read()

@@ -20,11 +20,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import WriteCounters, counter
 from pipelines.corpus import NormalizeLines, ReadCorpus
-from pipelines.files import expand_corpus_paths, read_bytes, write_atomically
+from pipelines.files import clear_previous_outputs, expand_corpus_paths, read_bytes, write_atomically
 from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
 from pipelines.ngrams import CountNgrams, WriteNgramParquet
 from pipelines.phrase_scoring import ScorePhrases
-from pipelines.runner import pipeline_options, release_runner_resources
+from pipelines.runner import beam_pipeline
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases
 
 _LOG = logging.getLogger(__name__)
@@ -161,26 +161,13 @@ def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], secon
     }
 
 
-def _clear_previous_outputs(cfg: PhrasesConfig) -> None:
-    """Remove the completion marker first, then what a previous run left, so reruns are safe."""
-    stale = [f"{cfg.out}/stats.json"]
-    for pattern in (f"{cfg.work_dir}/**", f"{cfg.out}/ngrams/*"):
-        stale += [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-    FileSystems.delete([path for path in stale if FileSystems.exists(path)])
-
-
 def run(cfg: PhrasesConfig, beam_args: list[str] | None = None) -> dict:
     """Run the whole pipeline; returns the stats.json content (also written to OUT)."""
     corpus_files = expand_corpus_paths(list(cfg.corpus))
-    FileSystems.mkdirs(cfg.out) if not FileSystems.exists(cfg.out) else None
-    _clear_previous_outputs(cfg)
+    clear_previous_outputs(cfg.out, "stats.json", (".work/**", "ngrams/*"))
     started = time.monotonic()
-    options = pipeline_options(beam_args)
-    try:
-        with beam.Pipeline(options=options) as pipeline:
-            build_pipeline(pipeline, cfg, corpus_files)
-    finally:
-        release_runner_resources(options)
+    with beam_pipeline(beam_args) as pipeline:
+        build_pipeline(pipeline, cfg, corpus_files)
     counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
     stats = summarize(counters, cfg, corpus_files, time.monotonic() - started, list(beam_args or []))
     FileSystems.delete([f"{cfg.work_dir}"])

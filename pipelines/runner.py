@@ -8,6 +8,10 @@ try to download Prism). `DaskRunner` is accepted as a short name for Beam's Dask
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
@@ -33,3 +37,15 @@ def release_runner_resources(options: PipelineOptions) -> None:
         distributed.default_client().close()
     except ValueError:  # no client left: nothing to release
         return
+
+
+@contextmanager
+def beam_pipeline(beam_args: list[str] | None) -> Iterator[beam.Pipeline]:
+    """A Beam pipeline on the options from `beam_args`: it runs when the block ends, then the
+    runner's resources are released (whether it succeeded or not)."""
+    options = pipeline_options(beam_args)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            yield pipeline
+    finally:
+        release_runner_resources(options)

@@ -26,6 +26,7 @@ from pipelines.accounting import Count, SplitCounters, WriteCounters, counter
 from pipelines.corpus import decode_line, read_in_batches
 from pipelines.files import (
     ReadFailure,
+    clear_previous_outputs,
     expand_corpus_paths,
     move_local_file,
     read_bytes,
@@ -42,7 +43,7 @@ from pipelines.pretraining_examples import (
     truncate_segment,
     unpack_segments,
 )
-from pipelines.runner import pipeline_options, release_runner_resources
+from pipelines.runner import beam_pipeline
 from vocab.aligned_codec import encode_example, write_encoded_tar
 from vocab.sentences import split_sentences
 from vocab.shard_set import MANIFEST
@@ -441,14 +442,6 @@ def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifac
     }
 
 
-def _clear_previous_outputs(cfg: ShardConfig) -> None:
-    """Remove the manifest first (a reader then refuses the directory), then shards and work files."""
-    stale = [f"{cfg.out}/{MANIFEST}"]
-    for pattern in (f"{cfg.work_dir}/**", f"{cfg.out}/shard-*.tar", f"{cfg.out}/shard-*.tar.tmp-*"):
-        stale += [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-    FileSystems.delete([path for path in stale if FileSystems.exists(path)])
-
-
 def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, float]:
     """Run the pipeline; returns (the manifest, also written to OUT/manifest.json, seconds taken)."""
     from vocab.artifact import verify_artifact
@@ -457,15 +450,11 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, flo
     artifact = verify_artifact(cfg.vocab)
     tokenizer = MultiGrainedTokenizer.from_artifact(cfg.vocab, verify=False)  # fails early on a bad artifact
     corpus_files = expand_corpus_paths(list(cfg.corpus))
-    FileSystems.mkdirs(cfg.out) if not FileSystems.exists(cfg.out) else None
-    _clear_previous_outputs(cfg)
+    # the manifest goes first (a reader then refuses the directory), then shards and work files
+    clear_previous_outputs(cfg.out, MANIFEST, (".work/**", "shard-*.tar", "shard-*.tar.tmp-*"))
     started = time.monotonic()
-    options = pipeline_options(beam_args)
-    try:
-        with beam.Pipeline(options=options) as pipeline:
-            build_pipeline(pipeline, cfg, corpus_files, tokenizer.cls_id, tokenizer.sep_id)
-    finally:
-        release_runner_resources(options)
+    with beam_pipeline(beam_args) as pipeline:
+        build_pipeline(pipeline, cfg, corpus_files, tokenizer.cls_id, tokenizer.sep_id)
     counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
     records = [m.path for r in FileSystems.match([f"{cfg.work_dir}/shards/*.json"]) for m in r.metadata_list]
     shards = sorted((json.loads(read_bytes(path)) for path in records), key=lambda s: s["name"])

@@ -28,7 +28,7 @@ import apache_beam as beam
 from pipelines.accounting import WriteCounters, counter
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import expand_corpus_paths, read_bytes, read_lines, write_atomically
-from pipelines.runner import pipeline_options, release_runner_resources
+from pipelines.runner import beam_pipeline
 from pipelines.word_counts import CountWords
 from vocab.artifact import read_vocab_lines
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases, read_phrase_tsv
@@ -130,25 +130,21 @@ class _WriteRows(beam.DoFn):
 def chinese_dictionary(cfg: VocabConfig, corpus_files: list[str], beam_args: list[str],
                        work: str) -> tuple[list[str], bytes, dict]:
     """(words, words.tsv bytes, counters) from a Beam pass of the segmenter over the corpus."""
-    options = pipeline_options(beam_args)
-    try:
-        with beam.Pipeline(options=options) as p:
-            batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
-            texts, clean_counts = batches | "CleanLines" >> NormalizeLines("clean_text")
-            rows, word_counts = texts | "CountWords" >> CountWords(
-                cfg.segmenter, cfg.segmenter_options, cfg.effective_min_count, cfg.num_shards
-            )
-            written = (
-                rows
-                | "OneKey" >> beam.Map(lambda keyed: (None, keyed[1]))
-                | "Gather" >> beam.GroupByKey()
-                | "WriteRows" >> beam.ParDo(_WriteRows(f"{work}/word_rows.json"))
-            )
-            (read_counts, clean_counts, word_counts, written) | "WriteCounters" >> WriteCounters(
-                f"{work}/word_counters.json"
-            )
-    finally:
-        release_runner_resources(options)
+    with beam_pipeline(beam_args) as p:
+        batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
+        texts, clean_counts = batches | "CleanLines" >> NormalizeLines("clean_text")
+        rows, word_counts = texts | "CountWords" >> CountWords(
+            cfg.segmenter, cfg.segmenter_options, cfg.effective_min_count, cfg.num_shards
+        )
+        written = (
+            rows
+            | "OneKey" >> beam.Map(lambda keyed: (None, keyed[1]))
+            | "Gather" >> beam.GroupByKey()
+            | "WriteRows" >> beam.ParDo(_WriteRows(f"{work}/word_rows.json"))
+        )
+        (read_counts, clean_counts, word_counts, written) | "WriteCounters" >> WriteCounters(
+            f"{work}/word_counters.json"
+        )
     rows = [tuple(row) for row in json.loads(read_bytes(f"{work}/word_rows.json"))]
     words = rank_words(rows, cfg.max_words)
     counters = json.loads(read_bytes(f"{work}/word_counters.json"))
@@ -179,15 +175,11 @@ class _MeasureCoarseRatio(beam.DoFn):
 
 
 def measure_coarse_ratio(artifact_dir: str, corpus_files: list[str], beam_args: list[str], work: str) -> dict:
-    options = pipeline_options(beam_args)
-    try:
-        with beam.Pipeline(options=options) as p:
-            batches, _ = p | "ReadCorpus" >> ReadCorpus(corpus_files)
-            texts, _ = batches | "CleanLines" >> NormalizeLines("clean_text")
-            counts = texts | "Tokenize" >> beam.ParDo(_MeasureCoarseRatio(artifact_dir))
-            (counts,) | "WriteCounters" >> WriteCounters(f"{work}/ratio_counters.json")
-    finally:
-        release_runner_resources(options)
+    with beam_pipeline(beam_args) as p:
+        batches, _ = p | "ReadCorpus" >> ReadCorpus(corpus_files)
+        texts, _ = batches | "CleanLines" >> NormalizeLines("clean_text")
+        counts = texts | "Tokenize" >> beam.ParDo(_MeasureCoarseRatio(artifact_dir))
+        (counts,) | "WriteCounters" >> WriteCounters(f"{work}/ratio_counters.json")
     counts = json.loads(read_bytes(f"{work}/ratio_counters.json"))
     coarse = counts.get("coarse_tokens", 0)
     return {
