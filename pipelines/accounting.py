@@ -38,6 +38,11 @@ class SplitCounters(beam.PTransform):
         return data, mixed | "Counters" >> beam.Filter(_is_count)
 
 
+def with_prefix(counters: dict, prefix: str) -> dict:
+    """The counters named `prefix` + name, as {name: amount} sorted by name (e.g. drop reasons)."""
+    return dict(sorted((k[len(prefix):], v) for k, v in counters.items() if k.startswith(prefix)))
+
+
 class _WriteJson(beam.DoFn):
     def __init__(self, path: str):
         self._path = path

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import WriteCounters, counter
+from pipelines.accounting import WriteCounters, counter, with_prefix
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import clear_previous_outputs, expand_corpus_paths, read_bytes, write_atomically
 from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
@@ -124,10 +124,6 @@ def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]
 def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], seconds: float,
               beam_args: list[str]) -> dict:
     """The stats.json document from the pipeline's counters."""
-    dropped = {k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith("lines_dropped.")}
-    per_order = lambda prefix: {  # noqa: E731
-        k.split(".", 1)[1]: v for k, v in counters.items() if k.startswith(prefix)
-    }
     return {
         "files": {
             "given": len(corpus_files),
@@ -138,11 +134,11 @@ def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], secon
         "lines": {
             "read": counters.get("lines_read", 0),
             "kept": counters.get("lines_kept", 0),
-            "dropped": dict(sorted(dropped.items())),
+            "dropped": with_prefix(counters, "lines_dropped."),
         },
         "tokens": counters.get("tokens", 0),
-        "ngrams_distinct": per_order("ngrams_distinct."),
-        "ngrams_kept": per_order("ngrams_kept."),
+        "ngrams_distinct": with_prefix(counters, "ngrams_distinct."),
+        "ngrams_kept": with_prefix(counters, "ngrams_kept."),
         "phrases": {
             "candidates": counters.get("phrase_candidates", 0),
             "passing": counters.get("phrases_passing", 0),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.accounting import Count, SplitCounters, WriteCounters, counter
+from pipelines.accounting import Count, SplitCounters, WriteCounters, counter, with_prefix
 from pipelines.corpus import decode_line, read_in_batches
 from pipelines.files import (
     ReadFailure,
@@ -405,10 +405,6 @@ def build_pipeline(p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], 
 
 
 # -- the manifest -----------------------------------------------------------------------------
-def _prefixed(counters: dict, prefix: str) -> dict:
-    return dict(sorted((k[len(prefix):], v) for k, v in counters.items() if k.startswith(prefix)))
-
-
 def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifact: dict,
                    corpus_files: list[str]) -> dict:
     """The manifest.json document: everything in it is deterministic (no timings, no paths of OUT)."""
@@ -423,17 +419,17 @@ def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifac
             "shards": len(shards), "samples": sum(s["samples"] for s in shards),
             "bytes": sum(s["bytes"] for s in shards),
             "fine_tokens": counters.get("fine_tokens", 0), "coarse_tokens": counters.get("coarse_tokens", 0),
-            "nsp_labels": _prefixed(counters, "nsp_label."),
+            "nsp_labels": with_prefix(counters, "nsp_label."),
         },
         "accounting": {
             "files": {"given": len(corpus_files), "read": counters.get("files_read", 0),
                       "unreadable": counters.get("files_unreadable", 0),
                       "errors": sorted(k.split(": ", 1)[1] for k in counters if k.startswith("read_error: "))},
             "documents": {"read": counters.get("documents_read", 0), "kept": counters.get("documents_kept", 0),
-                          "dropped": _prefixed(counters, "documents_dropped.")},
-            "lines": {"read": counters.get("lines_read", 0), "dropped": _prefixed(counters, "lines_dropped.")},
+                          "dropped": with_prefix(counters, "documents_dropped.")},
+            "lines": {"read": counters.get("lines_read", 0), "dropped": with_prefix(counters, "lines_dropped.")},
             "sentences": {"kept": counters.get("sentences", 0),
-                          "dropped": _prefixed(counters, "sentences_dropped."),
+                          "dropped": with_prefix(counters, "sentences_dropped."),
                           "truncated": counters.get("sentences_truncated", 0),
                           "fine_tokens_truncated": counters.get("fine_tokens_truncated", 0)},
             "examples": {"made": counters.get("examples", 0), "pairs_truncated": counters.get("pairs_truncated", 0),
