@@ -1,0 +1,133 @@
+"""`ambert train`, `ambert export` and `ambert plot`: pre-training runs and what comes out of them.
+
+    ambert train --data out/shards-en --vocab out/vocab-en --out out/run --preset tiny optim.max_steps=200
+    ambert train --out out/run --resume              ambert train ... --nproc 2   (wraps torchrun)
+    ambert export --format hf out/run out/hf-bert    ambert plot out/run
+Torch is imported inside each command, so the rest of `ambert` stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.common import console, fail
+
+
+def _launch_torchrun(nproc: int) -> None:
+    """Re-run this very command under torchrun with N local processes (gloo on CPU, NCCL on GPUs)."""
+    import subprocess
+
+    argv, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg == "--nproc":
+            skip = True
+            continue
+        if arg.startswith("--nproc="):
+            continue
+        argv.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "--no-python", sys.argv[0], *argv]
+    raise typer.Exit(code=subprocess.call(command))
+
+
+def train(
+    overrides: Annotated[list[str] | None, typer.Argument(
+        help="Config overrides SECTION.FIELD=VALUE, e.g. optim.lr=3e-4 model.variant=combo data.batch_size=64.",
+        show_default=False)] = None,
+    data: Annotated[str | None, typer.Option(help="Shard set directory (from `ambert shard build`).")] = None,
+    vocab: Annotated[str | None, typer.Option(help="The vocab artifact the shard set was built with.")] = None,
+    out: Annotated[str, typer.Option(help="Run directory: config, vocab copy, metrics, checkpoints.")] = "",
+    preset: Annotated[str, typer.Option(help="tiny (CPU, tests, demo) or base (paper Table 10).")] = "tiny",
+    config: Annotated[str | None, typer.Option(help="TOML or JSON config file applied over the preset.")] = None,
+    variant: Annotated[str | None, typer.Option(
+        help="ambert | combo | hybrid | bert-fine | bert-coarse (same as model.variant=...).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Same as optim.max_steps=N.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue RUN from its latest checkpoint.")] = False,
+    init_from: Annotated[str | None, typer.Option(
+        help="Hugging Face BERT directory (config.json, model.safetensors, vocab.txt) to start from.")] = None,
+    strict: Annotated[bool, typer.Option(help="Stop on a corrupt shard instead of skipping it.")] = False,
+    nproc: Annotated[int, typer.Option(help="Local processes; >1 runs this command under torchrun.")] = 1,
+):
+    """Pre-train AMBERT (or a variant) on a shard set: MLM on both granularities, checkpoints, metrics."""
+    if nproc > 1 and "RANK" not in os.environ:
+        _launch_torchrun(nproc)
+    if not out:
+        fail("pass --out RUN (the run directory)")
+    from trainer.checkpoint import CheckpointError
+    from trainer.config import ConfigError, load_config
+    from trainer.train import TrainError, print_report, resumed_config
+    from trainer.train import train as run_training
+    from vocab.artifact import ArtifactError
+    from vocab.shard_set import ShardSetError
+
+    extra = list(overrides or [])
+    if data:
+        extra.append(f"data.data={data}")
+    if variant:
+        extra.append(f"model.variant={variant}")
+    if max_steps is not None:
+        extra.append(f"optim.max_steps={max_steps}")
+    if strict:
+        extra.append("data.strict=true")
+    try:
+        if resume:
+            cfg = resumed_config(out, extra)
+        elif not vocab:
+            fail("pass --vocab ARTIFACT (the vocab artifact the shard set was built with)")
+        else:
+            cfg = load_config(preset, config, extra)
+        last = run_training(cfg, out, vocab_dir=vocab, resume=resume, init_from=init_from, report=print_report)
+    except (ConfigError, TrainError, CheckpointError, ShardSetError, ArtifactError, ValueError) as error:
+        fail(str(error))
+    if int(os.environ.get("RANK", 0)) == 0:
+        console.print(f"[bold]ambert train[/]: done at step {last.get('step', 'n/a')}; run in {out} "
+                      f"(metrics.jsonl, tb/, checkpoints/)", soft_wrap=True, highlight=False)
+
+
+def export(
+    source: Annotated[str, typer.Argument(help="Run directory, one of its checkpoints, or a `finetune` directory.")],
+    out: Annotated[str, typer.Argument(help="Directory to write (replaced if it exists).")],
+    format: Annotated[str, typer.Option("--format", help="hf: a transformers model directory.")] = "hf",
+):
+    """Export to Hugging Face: a pre-training run as BertModel (the fine encoder), a fine-tuned classifier as
+    BertForSequenceClassification (fine encoder + fine head, i.e. AMBERT-Single)."""
+    if format != "hf":
+        fail(f"--format {format!r} is not supported; use --format hf")
+    from trainer.checkpoint import CheckpointError, load_run_model
+    from trainer.finetune import FINETUNE_JSON, export_hf_classifier
+    from trainer.hf_interop import export_hf
+
+    try:
+        if os.path.exists(os.path.join(source, FINETUNE_JSON)):
+            export_hf_classifier(source, out)
+            kind = "BertForSequenceClassification"
+        else:
+            model, run_dir, source = load_run_model(source)
+            vocab = os.path.join(run_dir, "vocab", "fine")
+            export_hf(model, out, os.path.join(vocab, "vocab.txt"), os.path.join(vocab, "tokenizer.json"))
+            kind = "BertModel"
+    except (CheckpointError, ValueError, OSError) as error:
+        fail(str(error))
+    console.print(f"[bold]ambert export[/]: {source} → {out} (transformers {kind})", highlight=False)
+
+
+def plot(
+    run: Annotated[str, typer.Argument(help="Run directory (reads metrics.jsonl).")],
+    out: Annotated[str | None, typer.Option(help="PNG to write (default RUN/curves.png).")] = None,
+):
+    """Plot a run's training curves (losses, masked accuracy, learning rate, throughput) as a PNG."""
+    from trainer.plots import plot_training_curves
+
+    target = out or os.path.join(run, "curves.png")
+    try:
+        plot_training_curves(os.path.join(run, "metrics.jsonl"), target)
+    except (OSError, ValueError) as error:
+        fail(str(error))
+    console.print(f"[bold]ambert plot[/]: {target}", highlight=False)

@@ -1,0 +1,191 @@
+"""The streaming loader on real shard sets: every sample once per epoch over ranks × workers, determinism, exact
+resume, fewer shards than slots, refused sets, corrupt shards, resampling."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import pickle
+import shutil
+import struct
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.data import pretraining_loader, rounds_before
+from trainer.masking import MaskingCollator, MaskingSpec
+from vocab.shard_set import ShardSetError, read_manifest, shard_examples
+
+
+def vocab_id(artifact: Path) -> str:
+    return json.loads((artifact / "artifact.json").read_text())["id"]
+
+
+def loader(data: Path, artifact: Path, *, rank: int = 0, world_size: int = 1, num_workers: int = 2, epoch: int = 0,
+           shuffle_buffer: int = 50, **options):
+    spec = MaskingSpec.from_artifact(str(artifact))
+    return pretraining_loader(str(data), expect_vocab_id=vocab_id(artifact), collator=MaskingCollator(spec, 11, epoch),
+                              batch_size=16, num_workers=num_workers, shuffle_buffer=shuffle_buffer, seed=11,
+                              epoch=epoch, rank=rank, world_size=world_size, **options)
+
+
+def keys_of(batches) -> list[str]:
+    return [key for batch in batches for key in batch.keys]
+
+
+def shard_keys(data: Path) -> dict[str, list[str]]:
+    names = [shard["name"] for shard in read_manifest(str(data))["shards"]]
+    return {name: [example.key for example in shard_examples(str(data / name))] for name in names}
+
+
+def all_keys(data: Path) -> list[str]:
+    return [key for keys in shard_keys(data).values() for key in keys]
+
+
+def same_batches(these, those) -> bool:
+    return len(these) == len(those) and all(
+        a.keys == b.keys and torch.equal(a.fine_ids, b.fine_ids) and torch.equal(a.coarse_ids, b.coarse_ids)
+        and torch.equal(a.fine_labels, b.fine_labels) for a, b in zip(these, those, strict=True))
+
+
+def test_every_sample_once_per_epoch_over_two_ranks_of_two_workers_and_ranks_are_disjoint(trainer_data):
+    data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
+    ranks = [list(loader(data, vocab, rank=rank, world_size=2)) for rank in (0, 1)]
+    keys = [keys_of(batches) for batches in ranks]
+    assert not set(keys[0]) & set(keys[1])
+    assert sorted(keys[0] + keys[1]) == sorted(all_keys(data))  # 623 samples, each exactly once
+    assert abs(len(keys[0]) - len(keys[1])) <= 64  # interleaved slots: the ranks differ by one shard at most
+    for batches in ranks:
+        assert sum(len(batch) < 16 for batch in batches) <= 2  # a short last batch per worker, kept
+        assert all(batch.fine_ids.shape[1] <= 64 for batch in batches)
+
+    again = loader(data, vocab, rank=0, world_size=2)
+    assert same_batches(list(pickle.loads(pickle.dumps(again))), ranks[0])  # deterministic, masking too
+    other_epoch = keys_of(loader(data, vocab, rank=0, world_size=2, epoch=1))
+    assert other_epoch != keys[0]
+    assert len(set(other_epoch)) == len(other_epoch)
+
+
+def test_shard_order_changes_with_the_epoch_and_the_buffer_shuffles(trainer_data):
+    data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
+    shard_of = {key: name for name, keys in shard_keys(data).items() for key in keys}
+
+    def shard_order(epoch: int) -> list[str]:
+        keys = keys_of(loader(data, vocab, num_workers=0, epoch=epoch, shuffle_buffer=1))  # no shuffling
+        return list(dict.fromkeys(shard_of[key] for key in keys))
+
+    assert sorted(shard_order(0)) == sorted(shard_keys(data)) and shard_order(0) != shard_order(1)
+    assert keys_of(loader(data, vocab, num_workers=0, shuffle_buffer=1)) == [
+        key for name in shard_order(0) for key in shard_keys(data)[name]]  # no buffer: each shard's samples in order
+    shuffled = keys_of(loader(data, vocab, num_workers=0))
+    assert shuffled != keys_of(loader(data, vocab, num_workers=0, shuffle_buffer=1)) and len(set(shuffled)) == 623
+
+
+@pytest.mark.parametrize("num_workers", [0, 3])
+def test_skip_batches_resumes_exactly(trainer_data, num_workers):
+    data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
+    full = list(loader(data, vocab, num_workers=num_workers))  # 3 workers: 4/3/3 shards, they run dry unevenly
+    assert sum(map(len, full)) == 623
+    for skip in (1, 7, len(full) - 5, len(full) - 1, len(full)):
+        assert same_batches(list(loader(data, vocab, num_workers=num_workers, skip_batches=skip)), full[skip:]), skip
+
+
+def test_rounds_before_follows_the_dataloader_round_robin():
+    assert rounds_before(7, [10, 10, 10]) == ([2, 2, 2], 1)
+    assert rounds_before(9, [1, 5, 3]) == ([1, 5, 3], 0)  # a round of 3 workers, 2 of 2, 2 of 1
+    assert rounds_before(4, [1, 5, 3]) == ([1, 1, 1], 1)
+    assert rounds_before(8, [float("inf")] * 2) == ([4, 4], 0)
+    assert rounds_before(50, [2, 2]) == ([2, 2], 46)
+
+
+def test_fewer_shards_than_slots_splits_samples(trainer_data):
+    data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]  # 4 shards for 2 ranks × 3 workers
+    with pytest.warns(UserWarning, match="4 shard"):
+        ranks = [keys_of(loader(data, vocab, rank=rank, world_size=2, num_workers=3)) for rank in (0, 1)]
+    assert not set(ranks[0]) & set(ranks[1])
+    assert sorted(ranks[0] + ranks[1]) == sorted(all_keys(data))
+    assert abs(len(ranks[0]) - len(ranks[1])) <= 1
+    with pytest.warns(UserWarning):
+        full = list(loader(data, vocab, rank=1, world_size=2, num_workers=3))
+        assert same_batches(list(loader(data, vocab, rank=1, world_size=2, num_workers=3, skip_batches=4)), full[4:])
+
+
+def test_refuses_a_foreign_vocab_and_an_unfinished_set(trainer_data, tmp_path):
+    with pytest.raises(ShardSetError, match="re-shard"):
+        loader(trainer_data["en_shards"], trainer_data["zh_vocab"])
+    unfinished = tmp_path / "shards"
+    shutil.copytree(trainer_data["zh_shards"], unfinished)
+    (unfinished / "manifest.json").unlink()
+    with pytest.raises(ShardSetError, match="no manifest.json"):
+        loader(unfinished, trainer_data["zh_vocab"])
+
+
+def member(data: bytes, number: int) -> tarfile.TarInfo:
+    return tarfile.open(fileobj=io.BytesIO(data)).getmembers()[number]
+
+
+def bad_ids(data: bytes) -> bytes:
+    """Sample 3's arrays (after its header and document ids) set to 0xff: ids -1, a well-formed tar and sample."""
+    start, size = member(data, 3).offset_data, member(data, 3).size
+    doc_len, next_len = struct.unpack_from("<II", data, start + 16)
+    arrays = start + 24 + doc_len + next_len
+    return data[:arrays] + b"\xff" * (start + size - arrays) + data[start + size:]
+
+
+DAMAGES = {
+    "cut between samples": lambda data: data[:member(data, 5).offset],  # a short, well-formed tar
+    "ids out of range": bad_ids,
+    "truncated": lambda data: data[:5000],
+    "junk tail": lambda data: data[:5000] + b"\x00junk" * 100,
+    "garbage": lambda data: b"not a tar file " * 1000,
+    "garbage inside a sample": lambda data: data[:20000] + bytes(range(256)) * 20 + data[25120:],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_corrupt_shard_is_skipped_counted_and_named_or_stops_a_strict_loader(trainer_data, tmp_path, caplog,
+                                                                                damage):
+    data, vocab = tmp_path / "shards", trainer_data["zh_vocab"]
+    shutil.copytree(trainer_data["zh_shards"], data)
+    damaged = data / "shard-00001.tar"
+    damaged.write_bytes(DAMAGES[damage](damaged.read_bytes()))
+
+    lenient = loader(data, vocab)
+    with caplog.at_level(logging.WARNING, logger="trainer.data"):
+        keys = keys_of(lenient)
+    assert list(lenient.corrupt_shards) == ["shard-00001.tar"]
+    assert [r.getMessage() for r in caplog.records if "shard-00001.tar" in r.getMessage()], caplog.text
+    intact = [example.key for name in ("shard-00000.tar", "shard-00002.tar", "shard-00003.tar")
+              for example in shard_examples(str(data / name))]
+    assert len(keys) == len(set(keys)) and set(intact) <= set(keys) and len(keys) < len(all_keys(
+        trainer_data["zh_shards"]))
+
+    with pytest.raises(ShardSetError, match="shard-00001.tar"):  # raised in a worker process, reaches the caller
+        list(loader(data, vocab, num_workers=1, strict=True))
+
+
+def test_resampled_mode_is_endless_and_deterministic(trainer_data):
+    data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]  # 361 samples: 23 batches of 16 an epoch
+    first = list(itertools.islice(loader(data, vocab, resampled=True), 60))
+    assert len(first) == 60 and all(len(batch) == 16 for batch in first)
+    keys = keys_of(first)
+    assert len(set(keys)) < len(keys)  # drawn with replacement: samples come back
+    assert same_batches(list(itertools.islice(loader(data, vocab, resampled=True), 60)), first)
+    assert same_batches(list(itertools.islice(loader(data, vocab, resampled=True, skip_batches=25), 35)), first[25:])
+    assert keys_of(itertools.islice(loader(data, vocab, resampled=True, epoch=1), 60)) != keys
+
+
+def test_shards_found_corrupt_after_the_last_batch_count_and_resampling_no_shard_stops(trainer_data, tmp_path):
+    data = tmp_path / "shards"
+    shutil.copytree(trainer_data["zh_shards"], data)
+    for shard in data.glob("shard-*.tar"):
+        shard.write_bytes(b"not a tar file " * 100)
+    nothing = loader(data, trainer_data["zh_vocab"])
+    assert list(nothing) == []
+    assert sorted(nothing.corrupt_shards) == [f"shard-0000{i}.tar" for i in range(4)]
+    with pytest.raises(ShardSetError, match="every shard"):  # rather than drawing broken shards forever
+        next(iter(loader(data, trainer_data["zh_vocab"], resampled=True)))

@@ -1,0 +1,156 @@
+"""Multi-grained masking: coarse choices and their fine spans, 80/10/10, determinism per (seed, epoch, key), padding."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainer.batch import IGNORE
+from trainer.masking import MaskingCollator, MaskingSpec, SpecialIds, example_rng, mask_example
+from vocab.aligned_codec import ShardExample, alignment_faults
+from vocab.artifact import read_vocab_lines
+
+# Fine and coarse specials at different ids, so that nothing can lean on shared ids.
+SPEC = MaskingSpec(fine=SpecialIds(pad=0, cls=2, sep=3, mask=4, unk=1),
+                   coarse=SpecialIds(pad=7, cls=5, sep=6, mask=8, unk=9),
+                   fine_vocab_size=60, coarse_vocab_size=90)
+FINE_WORDS = np.arange(10, 60)  # ids that are no special token on either side
+COARSE_WORDS = np.arange(10, 90)
+
+
+@st.composite
+def aligned_examples(draw, min_tokens: int = 0, max_tokens: int = 40) -> ShardExample:
+    """[CLS] A [SEP] (B [SEP]) [PAD]...: each coarse token covers 1-4 fine tokens; specials align one to one."""
+    sizes_a = draw(st.lists(st.integers(1, 4), min_size=min_tokens, max_size=max_tokens))
+    sizes_b = draw(st.lists(st.integers(1, 4), max_size=max_tokens // 2))
+    pads = draw(st.integers(0, 3))
+    coarse_units = [("cls", 1, 0)] + [("word", n, 0) for n in sizes_a] + [("sep", 1, 0)]
+    if sizes_b:
+        coarse_units += [("word", n, 1) for n in sizes_b] + [("sep", 1, 1)]
+    coarse_units += [("pad", 1, 0)] * pads
+    fine_ids, coarse_ids, align, fine_type, coarse_type = [], [], [], [], []
+    for kind, width, segment in coarse_units:
+        if kind == "word":
+            coarse_ids.append(draw(st.sampled_from(COARSE_WORDS.tolist())))
+            fine_ids += draw(st.lists(st.sampled_from(FINE_WORDS.tolist()), min_size=width, max_size=width))
+        else:
+            coarse_ids.append(getattr(SPEC.coarse, kind))
+            fine_ids.append(getattr(SPEC.fine, kind))
+        align.append((len(fine_ids) - width, len(fine_ids)))
+        fine_type += [segment] * width
+        coarse_type.append(segment)
+    example = ShardExample(
+        key=draw(st.text("0123456789abcdef", min_size=4, max_size=16)), doc_id="doc",
+        fine_ids=np.array(fine_ids, dtype=np.int32), coarse_ids=np.array(coarse_ids, dtype=np.int32),
+        align=np.array(align, dtype=np.int32).reshape(-1, 2), fine_type=np.array(fine_type, dtype=np.uint8),
+        coarse_type=np.array(coarse_type, dtype=np.uint8), fine_offsets=np.zeros((len(fine_ids), 2), np.int32),
+        coarse_offsets=np.zeros((len(coarse_ids), 2), np.int32), nsp_label=draw(st.sampled_from([-1, 0, 1])))
+    assert alignment_faults(example) == []
+    return example
+
+
+def special_coarse(example: ShardExample) -> np.ndarray:
+    return np.isin(example.coarse_ids, (SPEC.coarse.cls, SPEC.coarse.sep, SPEC.coarse.pad))
+
+
+@settings(max_examples=200, deadline=None)
+@given(aligned_examples(), st.integers(0, 2**32), st.integers(0, 5))
+def test_chosen_coarse_tokens_and_their_fine_spans_are_masked(example, seed, epoch):
+    fine_in, fine_labels, coarse_in, coarse_labels = mask_example(example, SPEC, example_rng(seed, epoch, example.key))
+    chosen = np.flatnonzero(coarse_labels != IGNORE)
+    n = int((~special_coarse(example)).sum())
+    assert len(chosen) == (max(1, round(0.15 * n)) if n else 0)
+    assert not special_coarse(example)[chosen].any()
+    spans = {i for start, end in example.align[chosen] for i in range(start, end)}
+    assert set(np.flatnonzero(fine_labels != IGNORE).tolist()) == spans
+    for ids, labels, masked, specials, size in ((example.fine_ids, fine_labels, fine_in, SPEC.fine, 60),
+                                                (example.coarse_ids, coarse_labels, coarse_in, SPEC.coarse, 90)):
+        at = labels != IGNORE
+        assert np.array_equal(labels[at], ids[at])  # labels: the original ids
+        assert np.array_equal(masked[~at], ids[~at])  # nothing changes elsewhere
+        special = {specials.pad, specials.cls, specials.sep, specials.unk}
+        assert all(0 <= i < size and i not in special for i in masked[at].tolist())  # [MASK] or a non-special id
+
+
+def test_eighty_ten_ten_on_each_side():
+    rng = np.random.default_rng(0)
+    spec = MaskingSpec(fine=SPEC.fine, coarse=SPEC.coarse, fine_vocab_size=5000, coarse_vocab_size=9000)
+    tallies = {"fine": np.zeros(3), "coarse": np.zeros(3)}  # [MASK], another id, unchanged
+    for number in range(400):
+        widths = rng.integers(1, 4, size=60)
+        ends = np.cumsum(np.concatenate([[1], widths, [1]]))
+        fine = np.concatenate([[SPEC.fine.cls], rng.integers(10, 5000, size=ends[-2] - 1), [SPEC.fine.sep]])
+        coarse = np.concatenate([[SPEC.coarse.cls], rng.integers(10, 9000, size=60), [SPEC.coarse.sep]])
+        example = ShardExample(f"k{number}", "doc", fine, coarse, np.stack([ends - np.diff(ends, prepend=0), ends], 1),
+                               np.zeros(len(fine), np.uint8), np.zeros(len(coarse), np.uint8),
+                               np.zeros((len(fine), 2)), np.zeros((len(coarse), 2)))
+        fine_in, fine_labels, coarse_in, coarse_labels = mask_example(example, spec, example_rng(1, 0, example.key))
+        for side, masked, labels, mask_id in (("fine", fine_in, fine_labels, spec.fine.mask),
+                                              ("coarse", coarse_in, coarse_labels, spec.coarse.mask)):
+            at = labels != IGNORE
+            replaced = (masked[at] != mask_id) & (masked[at] != labels[at])
+            tallies[side] += [(masked[at] == mask_id).sum(), replaced.sum(), (masked[at] == labels[at]).sum()]
+    for side, counts in tallies.items():
+        assert counts.sum() > 3000, side
+        assert np.allclose(counts / counts.sum(), [0.8, 0.1, 0.1], atol=0.025), (side, counts / counts.sum())
+
+
+@settings(max_examples=30, deadline=None)
+@given(aligned_examples(min_tokens=30, max_tokens=60))
+def test_same_seed_epoch_and_key_give_the_same_masking_and_another_epoch_another(example):
+    def masked(seed, epoch, key):
+        return np.concatenate(mask_example(example, SPEC, example_rng(seed, epoch, key)))
+
+    assert np.array_equal(masked(7, 2, example.key), masked(7, 2, example.key))
+    assert not np.array_equal(masked(7, 2, example.key), masked(7, 3, example.key))
+    assert not np.array_equal(masked(7, 2, example.key), masked(8, 2, example.key))
+    assert not np.array_equal(masked(7, 2, example.key), masked(7, 2, example.key + "x"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(aligned_examples(), min_size=1, max_size=6, unique_by=lambda ex: ex.key))
+def test_collator_pads_each_side_separately_and_is_picklable(examples):
+    collator = MaskingCollator(SPEC, seed=3, epoch=1)
+    batch = collator(examples)
+    fine_len, coarse_len = max(len(ex.fine_ids) for ex in examples), max(len(ex.coarse_ids) for ex in examples)
+    assert batch.fine_ids.shape == batch.fine_type.shape == batch.fine_mask.shape == (len(examples), fine_len)
+    assert batch.coarse_ids.shape == batch.coarse_labels.shape == (len(examples), coarse_len)
+    assert batch.align.shape == (len(examples), coarse_len, 2) and batch.keys == [ex.key for ex in examples]
+    assert batch.fine_ids.dtype == batch.align.dtype == batch.nsp_labels.dtype == torch.long
+    assert batch.fine_mask.dtype == torch.bool
+    for row, ex in enumerate(examples):
+        f, c = len(ex.fine_ids), len(ex.coarse_ids)
+        fine_in, fine_labels, coarse_in, coarse_labels = mask_example(ex, SPEC, example_rng(3, 1, ex.key))
+        assert batch.fine_ids[row, :f].tolist() == fine_in.tolist()
+        assert batch.coarse_labels[row, :c].tolist() == coarse_labels.tolist()
+        assert batch.fine_labels[row, :f].tolist() == fine_labels.tolist()
+        assert batch.coarse_type[row, :c].tolist() == ex.coarse_type.tolist()
+        assert batch.align[row, :c].tolist() == ex.align.tolist()
+        assert batch.fine_mask[row].tolist() == [True] * f + [False] * (fine_len - f)
+        assert batch.coarse_mask[row].tolist() == [True] * c + [False] * (coarse_len - c)
+        assert (batch.fine_ids[row, f:] == SPEC.fine.pad).all() and (batch.coarse_ids[row, c:] == SPEC.coarse.pad).all()
+        assert (batch.fine_type[row, f:] == 0).all() and (batch.coarse_type[row, c:] == 0).all()
+        assert (batch.fine_labels[row, f:] == IGNORE).all() and (batch.coarse_labels[row, c:] == IGNORE).all()
+        assert (batch.align[row, c:] == 0).all()
+        assert batch.nsp_labels[row] == (ex.nsp_label if ex.nsp_label >= 0 else IGNORE)
+    again = pickle.loads(pickle.dumps(collator))(examples)
+    assert torch.equal(again.fine_ids, batch.fine_ids) and torch.equal(again.coarse_ids, batch.coarse_ids)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_spec_from_a_real_artifact(trainer_data, lang):
+    artifact = trainer_data[f"{lang}_vocab"]
+    spec = MaskingSpec.from_artifact(str(artifact), mask_prob=0.2)
+    for side, specials in (("fine", spec.fine), ("coarse", spec.coarse)):
+        tokens = read_vocab_lines(str(artifact / side / "vocab.txt"))
+        assert [tokens[specials.pad], tokens[specials.cls], tokens[specials.sep], tokens[specials.mask],
+                tokens[specials.unk]] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]
+        assert getattr(spec, f"{side}_vocab_size") == len(tokens)
+    assert spec.coarse_vocab_size > spec.fine_vocab_size and spec.mask_prob == 0.2
+    with pytest.raises(ValueError, match="mask_prob"):
+        MaskingSpec.from_artifact(str(artifact), mask_prob=1.5)

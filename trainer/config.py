@@ -1,0 +1,229 @@
+"""Configuration of a training run: nested frozen dataclasses with defaults, presets, files and overrides.
+
+    cfg = load_config(preset="tiny", config_file=None, overrides=["optim.lr=3e-4", "model.variant=combo"])
+    save_config(cfg, "run/config.json"); cfg == read_config("run/config.json")
+
+Nothing reads globals: the model, loader and loop each get their part of one TrainConfig.
+Presets: `tiny` (CPU tests and the demo) and `base` (the paper's Table 10: 12 layers, 768 hidden).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+
+VARIANTS = ("ambert", "combo", "hybrid", "bert-fine", "bert-coarse")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used (names the field and what is allowed)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The encoder and its embeddings. Vocabulary sizes come from the vocab artifact of the shard set."""
+
+    variant: str = "ambert"  # ambert | combo | hybrid | bert-fine | bert-coarse
+    fine_vocab_size: int = 30522
+    coarse_vocab_size: int = 30522
+    hidden_size: int = 768
+    num_layers: int = 12
+    num_heads: int = 12
+    intermediate_size: int = 3072
+    max_position: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    nsp: bool = False  # the paper finds NSP not essential; on for comparison only
+    pad_id: int = 0
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where examples come from and how they are masked and batched (per rank)."""
+
+    data: str = ""  # shard set directory or fsspec URL
+    batch_size: int = 32  # per rank, per step (before accumulation)
+    num_workers: int = 1  # DataLoader workers per rank
+    shuffle_buffer: int = 1000
+    resampled: bool = False  # True: endless sampling of shards with replacement; False: epochs
+    strict: bool = False  # True: a corrupt shard stops the run; False: skipped with a warning and a counter
+    mask_prob: float = 0.15  # share of coarse tokens chosen for masking
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with linear warm-up and linear decay to zero at max_steps."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.01  # not on biases and LayerNorm weights
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-6
+    warmup_steps: int = 10_000
+    max_steps: int = 1_000_000
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Loop mechanics: seeds, precision, logging and checkpoints."""
+
+    seed: int = 1234
+    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16
+    compile: bool = False  # torch.compile the model
+    log_every: int = 10
+    save_every: int = 1000
+    keep_last: int = 3
+    device: str = "auto"  # auto | cpu | cuda
+    trace_keys: bool = False  # each rank appends "step key..." lines to RUN/keys-rank-NNNNN.txt (data checks)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+PRESETS: dict[str, dict[str, dict[str, typing.Any]]] = {
+    # Small enough for a CPU test or the demo: a few seconds per hundred steps.
+    "tiny": {
+        "model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128, "max_position": 512},
+        "data": {"batch_size": 16, "num_workers": 1, "shuffle_buffer": 200},
+        "optim": {"lr": 1e-3, "warmup_steps": 20, "max_steps": 200},
+        "run": {"log_every": 10, "save_every": 100},
+    },
+    # Paper Table 10 (Chinese and English AMBERT): seq 512 comes from the shard set, batch is global.
+    "base": {
+        "model": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072},
+        "data": {"batch_size": 64, "num_workers": 4, "shuffle_buffer": 10_000},
+        "optim": {"lr": 1e-4, "warmup_steps": 10_000, "max_steps": 1_000_000},
+        "run": {"log_every": 100, "save_every": 5000},
+    },
+}
+
+
+def _coerce(value: typing.Any, kind: typing.Any, where: str) -> typing.Any:
+    """A value from JSON/TOML or an override string, as the field's type."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        items = json.loads(value) if isinstance(value, str) else value
+        return tuple(_coerce(v, t, where) for v, t in zip(items, typing.get_args(kind), strict=True))
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: {value!r} is not a boolean (true/false)")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {value!r} is not a {kind.__name__}") from error
+
+
+def _merge(config: typing.Any, changes: dict[str, typing.Any], where: str) -> typing.Any:
+    hints = typing.get_type_hints(type(config))
+    known = {f.name for f in dataclasses.fields(config)}
+    updates = {}
+    for name, value in changes.items():
+        if name not in known:
+            raise ConfigError(f"{where}: unknown field {name!r}; known: {', '.join(sorted(known))}")
+        current = getattr(config, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{name} is a section; give a table/object, not {value!r}")
+            updates[name] = _merge(current, value, f"{where}.{name}")
+        else:
+            updates[name] = _coerce(value, hints[name], f"{where}.{name}")
+    return dataclasses.replace(config, **updates)
+
+
+def validate(cfg: TrainConfig) -> TrainConfig:
+    m = cfg.model
+    if m.variant not in VARIANTS:
+        raise ConfigError(f"model.variant {m.variant!r} is not one of {', '.join(VARIANTS)}")
+    if m.hidden_size % m.num_heads:
+        raise ConfigError(f"model.hidden_size {m.hidden_size} is not a multiple of model.num_heads {m.num_heads}")
+    if cfg.run.precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"run.precision {cfg.run.precision!r} is not one of auto, fp32, bf16")
+    if cfg.run.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"run.device {cfg.run.device!r} is not one of auto, cpu, cuda")
+    if not 0 < cfg.data.mask_prob < 1:
+        raise ConfigError(f"data.mask_prob {cfg.data.mask_prob} must be between 0 and 1")
+    for name in ("batch_size", "num_workers", "shuffle_buffer"):
+        if getattr(cfg.data, name) < (0 if name == "num_workers" else 1):
+            raise ConfigError(f"data.{name} {getattr(cfg.data, name)} is too small")
+    if cfg.optim.grad_accum < 1 or cfg.optim.max_steps < 0 or cfg.run.keep_last < 1:
+        raise ConfigError("optim.grad_accum and run.keep_last must be ≥ 1, optim.max_steps ≥ 0")
+    return cfg
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, typing.Any]:
+    """["optim.lr=3e-4", "model.variant=combo"] → {"optim": {"lr": "3e-4"}, "model": {"variant": "combo"}}."""
+    tree: dict[str, typing.Any] = {}
+    for item in overrides:
+        path, sep, value = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"override {item!r} is not SECTION.FIELD=VALUE (e.g. optim.lr=3e-4)")
+        *sections, name = path.strip().split(".")
+        node = tree
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value.strip()
+    return tree
+
+
+def read_config_file(path: str) -> dict[str, typing.Any]:
+    """A TOML or JSON config file as a nested dict."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    try:
+        return tomllib.loads(data.decode("utf-8")) if path.endswith(".toml") else json.loads(data)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: "
+                          f"{error}") from error
+
+
+def load_config(preset: str | None = "tiny", config_file: str | None = None,
+                overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults ← preset ← config file ← command-line overrides, validated."""
+    cfg = TrainConfig()
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
+        cfg = _merge(cfg, PRESETS[preset], f"preset {preset}")
+    if config_file:
+        cfg = _merge(cfg, read_config_file(config_file), config_file)
+    if overrides:
+        cfg = _merge(cfg, parse_overrides(overrides), "override")
+    return validate(cfg)
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """An existing config (e.g. a run's saved one) with command-line overrides applied, validated."""
+    return validate(_merge(cfg, parse_overrides(overrides), "override"))
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, typing.Any]:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: TrainConfig, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(config_dict(cfg), handle, indent=2, sort_keys=True)
+        handle.write("\n")
+
+
+def read_config(path: str) -> TrainConfig:
+    """A config.json written by save_config (a run directory's), exactly as saved."""
+    return validate(_merge(TrainConfig(), read_config_file(path), path))

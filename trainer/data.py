@@ -1,0 +1,227 @@
+"""Streaming pre-training batches from a local shard set: small generator stages over webdataset's tar reader.
+
+    loader = pretraining_loader("out/shards", expect_vocab_id=vocab_id, collator=MaskingCollator(spec, seed, epoch),
+                                batch_size=32, num_workers=2, shuffle_buffer=1000, seed=seed, epoch=epoch,
+                                rank=rank, world_size=world_size, skip_batches=batches_already_done)
+    for batch in loader: ...        # MaskedBatch; loader.corrupt_shards names the shards skipped so far
+
+Each (rank, DataLoader worker) slot reads its own shards, chosen explicitly; shard order, shuffling and masking
+derive from (seed, epoch, rank, worker, sample key) only, so the same arguments give the same batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import random
+import tarfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from webdataset.filters import batched, shuffle
+from webdataset.tariterators import tar_file_iterator
+
+from trainer.batch import MaskedBatch
+from trainer.masking import MaskingCollator, stable_seed
+from vocab.aligned_codec import FIELD, CodecError, ShardExample, decode_example
+from vocab.shard_set import ShardSetError, example_faults, read_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Shard:
+    name: str
+    path: str
+    samples: int  # as the manifest says
+
+
+def rounds_before(skip: int, counts: list[float]) -> tuple[list[int], int]:
+    """Where the `skip`-th batch of a DataLoader falls: it takes the next batch of each worker in turn (from worker 0)
+    and leaves out a worker once that one runs dry; counts[w]: worker w's batches (inf: endless). Returns each
+    worker's batches in the whole rounds before it, and how many batches of the next round precede it."""
+    taken = [0] * len(counts)
+    while skip > 0:
+        active = [w for w, count in enumerate(counts) if taken[w] < count]
+        rounds = min(skip // len(active), min(counts[w] - taken[w] for w in active)) if active else 0
+        if rounds == 0:
+            break
+        for w in active:
+            taken[w] += rounds
+        skip -= rounds * len(active)
+    return taken, skip
+
+
+class ShardStream(IterableDataset):
+    """One rank's batches, as (MaskedBatch | None, ((shard name, problem), ...)): each DataLoader worker reads its
+    slot's shards, checks, shuffles, skips, batches and masks; corrupt-shard reports ride on the next batch.
+
+    Slots interleave ranks, slot = worker × world_size + rank, so shard i % slots = slot goes to rank i % world_size:
+    ranks differ by one shard at most, workers of a rank too."""
+
+    def __init__(self, shards: list[Shard], *, max_seq_len: int, vocab_sizes: tuple[int, int],
+                 collator: MaskingCollator, batch_size: int, num_workers: int, shuffle_buffer: int, seed: int,
+                 epoch: int, rank: int, world_size: int, resampled: bool, strict: bool, skip_batches: int) -> None:
+        self.shards, self.max_seq_len, self.vocab_sizes, self.collator = shards, max_seq_len, vocab_sizes, collator
+        self.batch_size, self.shuffle_buffer, self.seed, self.epoch = batch_size, shuffle_buffer, seed, epoch
+        self.rank, self.world_size, self.resampled, self.strict = rank, world_size, resampled, strict
+        self.workers = max(num_workers, 1)  # num_workers=0: the main process is this rank's only worker
+        self.slots = world_size * self.workers
+        self.split_samples = not resampled and len(shards) < self.slots
+        counts = [math.inf if resampled else math.ceil(self.samples_of(w) / batch_size) for w in range(self.workers)]
+        rounds, self.discard = rounds_before(skip_batches, counts)  # the workers skip whole rounds of batches,
+        self.skip_samples = [batch_size * taken for taken in rounds]  # the loader discards the rest (< 1 round)
+
+    def slot(self, worker: int) -> int:
+        return worker * self.world_size + self.rank
+
+    def epoch_order(self) -> list[Shard]:
+        """All shards in this epoch's order: a permutation from (seed, epoch), the same on every rank."""
+        order = np.random.default_rng(stable_seed("shards", self.seed, self.epoch)).permutation(len(self.shards))
+        return [self.shards[i] for i in order]
+
+    def samples_of(self, worker: int) -> int:
+        """Samples this rank's `worker` reads in an epoch, by the manifest's counts."""
+        if self.split_samples:
+            return len(range(self.slot(worker), sum(shard.samples for shard in self.shards), self.slots))
+        return sum(shard.samples for shard in self.epoch_order()[self.slot(worker)::self.slots])
+
+    def shards_of(self, worker: int) -> Iterator[tuple[Shard, int]]:
+        """(shard, epoch index of its first sample) for this worker: shard i of the epoch order goes to slot
+        i % slots; with fewer shards than slots, every slot reads all; resampled: endless draws with replacement."""
+        if self.resampled:
+            rng = np.random.default_rng(stable_seed("resample", self.seed, self.epoch, self.rank, worker))
+            while True:
+                yield self.shards[int(rng.integers(len(self.shards)))], 0
+        order = self.epoch_order()
+        if self.split_samples:
+            yield from zip(order, itertools.accumulate((shard.samples for shard in order), initial=0), strict=False)
+        else:
+            yield from ((shard, 0) for shard in order[self.slot(worker)::self.slots])
+
+    def check(self, member: dict) -> ShardExample:
+        key, _, suffix = member["fname"].rpartition(".")
+        if suffix != FIELD:
+            raise CodecError(f"member {member['fname']!r} is not a <key>.{FIELD} file")
+        example = decode_example(member["data"], key)
+        faults = example_faults(example, self.max_seq_len, *self.vocab_sizes)
+        if faults:
+            raise CodecError(f"sample {key}: {'; '.join(faults)}")
+        return example
+
+    def read(self, shards: Iterator[tuple[Shard, int]], slot: int | None,
+             reports: list[tuple[str, str]]) -> Iterator[ShardExample]:
+        """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None). A corrupt
+        shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
+        strict; else it is reported and reading goes on with the next shard."""
+        broken: set[str] = set()
+        for shard, start in shards:
+            count = 0
+            try:
+                with open(shard.path, "rb") as stream:
+                    for member in tar_file_iterator(stream):
+                        if slot is None or (start + count) % self.slots == slot:
+                            yield self.check(member)
+                        count += 1
+                if count != shard.samples:
+                    raise CodecError(f"{count} samples, the manifest says {shard.samples} (truncated?)")
+            except (CodecError, tarfile.TarError, OSError) as error:
+                problem = f"{shard.path}, after {count} samples: {error}"
+                if self.strict:
+                    raise ShardSetError(f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
+                                        "without strict (data.strict=false) such a shard is skipped") from error
+                reports.append((shard.name, problem))
+                broken.add(shard.name)
+                if self.resampled and len(broken) == len(self.shards):
+                    raise ShardSetError(f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
+                                        f"{problem}); rebuild the set with `ambert shard`") from error
+
+    def __iter__(self) -> Iterator[tuple[MaskedBatch | None, tuple[tuple[str, str], ...]]]:
+        info = get_worker_info()
+        worker = 0 if info is None else info.id
+        reports: list[tuple[str, str]] = []
+        examples = self.read(self.shards_of(worker), self.slot(worker) if self.split_samples else None, reports)
+        rng = random.Random(stable_seed("shuffle", self.seed, self.epoch, self.rank, worker))
+        examples = shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(examples)
+        examples = itertools.islice(examples, self.skip_samples[worker], None)  # resume: never masked nor collated
+        for group in batched(self.batch_size, collation_fn=None, partial=True)(examples):
+            found, reports[:] = tuple(reports), []
+            yield self.collator(group), found
+        if reports:
+            yield None, tuple(reports)
+
+
+def _unchanged(item):
+    return item
+
+
+class PretrainingLoader:
+    """Iterable over one rank's MaskedBatches through a torch DataLoader (batch_size=None: workers batch).
+
+    corrupt_shards: {shard name: problem} for every corrupt shard skipped since this loader was made; the
+    workers report them with their next batch and this process logs a warning for each, once."""
+
+    def __init__(self, stream: ShardStream, num_workers: int) -> None:
+        self.stream, self.num_workers = stream, num_workers
+        self.corrupt_shards: dict[str, str] = {}
+
+    def __iter__(self) -> Iterator[MaskedBatch]:
+        # its own generator: creating workers must not draw from the global RNG (dropout), or resume would differ
+        generator = torch.Generator().manual_seed(self.stream.seed)
+        batches = iter(DataLoader(self.stream, batch_size=None, num_workers=self.num_workers, collate_fn=_unchanged,
+                                  generator=generator))
+        discard = self.stream.discard
+        try:
+            for batch, reports in batches:
+                for name, problem in reports:
+                    if name not in self.corrupt_shards:
+                        log.warning("skipped corrupt shard %s", problem)
+                        self.corrupt_shards[name] = problem
+                if batch is not None and discard:
+                    discard -= 1
+                elif batch is not None:
+                    yield batch
+        finally:  # stop the workers now, also on an error or an abandoned epoch, not whenever garbage is collected
+            getattr(batches, "_shutdown_workers", lambda: None)()
+
+
+def pretraining_loader(data: str, *, expect_vocab_id: str, collator: MaskingCollator, batch_size: int,
+                       num_workers: int, shuffle_buffer: int, seed: int, epoch: int, rank: int, world_size: int,
+                       resampled: bool = False, strict: bool = False, skip_batches: int = 0) -> PretrainingLoader:
+    """The batches of `rank` (of `world_size`) for `epoch` of the shard set in directory `data` (local only).
+
+    Epoch mode reads each of the slot's shards once (the last batch of each worker may be short); resampled mode
+    draws shards with replacement forever. The order is fixed by (seed, epoch, rank, world_size, num_workers,
+    batch_size, shuffle_buffer): with workers, the DataLoader takes one batch from each in turn.
+
+    skip_batches=k yields exactly what the same loader yields from its (k+1)-th batch on. Cost: each worker skips
+    its whole rounds of the k batches as samples that are read, decoded and checked but never masked nor collated;
+    the rest (fewer than num_workers batches) is built and dropped here. The workers' shares come from the
+    manifest's sample counts: after a corrupt shard was skipped (strict=False), the position can be off once a
+    worker runs dry within the skipped batches.
+    """
+    if batch_size < 1 or num_workers < 0 or shuffle_buffer < 1 or skip_batches < 0 or not 0 <= rank < world_size:
+        raise ValueError(f"pretraining_loader: need batch_size ≥ 1 ({batch_size}), num_workers ≥ 0 ({num_workers}), "
+                         f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}) and "
+                         f"0 ≤ rank ({rank}) < world_size ({world_size})")
+    manifest = read_manifest(data, expect_vocab_id)
+    shards = [Shard(entry["name"], os.path.join(data, entry["name"]), entry["samples"])
+              for entry in manifest["shards"]]
+    if not shards:
+        raise ShardSetError(f"{data} holds no shards: rebuild it with `ambert shard` from a non-empty corpus")
+    sizes = manifest["vocab"]["sizes"]
+    stream = ShardStream(shards, max_seq_len=manifest["options"]["max_seq_len"],
+                         vocab_sizes=(sizes["fine"], sizes["coarse"]), collator=collator, batch_size=batch_size,
+                         num_workers=num_workers, shuffle_buffer=shuffle_buffer, seed=seed, epoch=epoch, rank=rank,
+                         world_size=world_size, resampled=resampled, strict=strict, skip_batches=skip_batches)
+    if stream.split_samples:
+        warnings.warn(f"{data}: {len(shards)} shard(s) for {stream.slots} (rank, worker) slots, so every slot reads "
+                      f"every shard and keeps every {stream.slots}-th sample; for less reading, write more shards "
+                      "(a smaller samples_per_shard) or use fewer workers", stacklevel=2)
+    return PretrainingLoader(stream, num_workers)

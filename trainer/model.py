@@ -1,0 +1,240 @@
+"""AMBERT and its variants in one file: a BERT encoder shared by fine- and coarse-grained token sequences.
+
+    model = AmbertModel(ModelConfig(variant="ambert", ...)); out = model(batch)   # batch: trainer.batch.MaskedBatch
+    out.loss.backward()                 # fine MLM + coarse MLM (+ NSP); logits only at masked positions
+    enc = model.encode(fine_ids, fine_type, fine_mask, None, None, None, sides=("fine",))   # AMBERT-Single
+Variants: ambert (one shared encoder, two word embeddings), combo (two encoders), hybrid (one encoder over the
+concatenated sequences), bert-fine / bert-coarse (one granularity). Layout and names follow Hugging Face BertModel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.batch import IGNORE, MaskedBatch
+from trainer.config import ModelConfig
+
+
+class Embeddings(nn.Module):
+    """Position + token type embeddings, LayerNorm and dropout over given word vectors (word tables live apart)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.position_embeddings = nn.Embedding(cfg.max_position, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, words: torch.Tensor, token_type: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type)  # (B, L, H)
+        return self.dropout(self.LayerNorm(x))
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        B, L, H = x.shape
+        split = lambda t: t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # noqa: E731  (B, nh, L, hd)
+        y = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
+                                           attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        return y.transpose(1, 2).reshape(B, L, H)
+
+
+class Layer(nn.Module):
+    """Post-LN Transformer layer: x = LN(x + attn(x)); x = LN(x + FFN(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attention = SelfAttention(cfg)
+        self.attention_output = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.intermediate = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.output_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention_output(self.attention(x, keep))))
+        return self.output_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))
+
+
+class Encoder(nn.Module):
+    """Embeddings (without the word table) + layers + pooler: a BertModel minus its word embeddings."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embeddings = Embeddings(cfg)
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
+        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, words: torch.Tensor, token_type: torch.Tensor, mask: torch.Tensor,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        if positions is None:
+            positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)  # (1, L)
+        x = self.embeddings(words, token_type, positions)
+        keep = mask[:, None, None, :]  # (B, 1, 1, L): attend to real tokens only
+        for layer in self.layers:
+            x = layer(x, keep)
+        return x  # (B, L, H)
+
+    def pool(self, hidden_cls: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pooler(hidden_cls))  # (B, H)
+
+
+class MLMHead(nn.Module):
+    """dense + GELU + LayerNorm, then the decoder tied to the granularity's word embeddings (+ bias)."""
+
+    def __init__(self, cfg: ModelConfig, words: nn.Embedding):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(words.num_embeddings))
+        self.words = words
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # (N, H) → (N, V)
+        return F.linear(self.LayerNorm(F.gelu(self.dense(hidden))), self.words.weight, self.bias)
+
+
+@dataclass
+class Encoded:
+    fine_hidden: torch.Tensor | None  # (B, Lf, H)
+    coarse_hidden: torch.Tensor | None  # (B, Lc, H)
+    fine_pooled: torch.Tensor | None  # (B, H)
+    coarse_pooled: torch.Tensor | None
+
+
+@dataclass
+class PretrainOutput:
+    loss: torch.Tensor
+    fine_loss: torch.Tensor | None
+    coarse_loss: torch.Tensor | None
+    nsp_loss: torch.Tensor | None
+    fine_correct: torch.Tensor
+    fine_count: torch.Tensor
+    coarse_correct: torch.Tensor
+    coarse_count: torch.Tensor
+
+
+def _pad_to(t: torch.Tensor, length: int, value) -> torch.Tensor:
+    return F.pad(t, (0, length - t.shape[1]), value=value) if t.shape[1] < length else t
+
+
+class AmbertModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.hidden_size = cfg.hidden_size
+        variant = cfg.variant
+        self.sides = {"bert-fine": ("fine",), "bert-coarse": ("coarse",)}.get(variant, ("fine", "coarse"))
+        self.word_embeddings = nn.ModuleDict({
+            side: nn.Embedding(cfg.fine_vocab_size if side == "fine" else cfg.coarse_vocab_size, cfg.hidden_size)
+            for side in self.sides})
+        if variant == "combo":
+            self.encoders = nn.ModuleDict({"fine": Encoder(cfg), "coarse": Encoder(cfg)})
+        else:
+            self.encoder = Encoder(cfg)  # shared by both sides (ambert), joint (hybrid) or single (bert-*)
+        self.mlm_heads = nn.ModuleDict({side: MLMHead(cfg, self.word_embeddings[side]) for side in self.sides})
+        two_pooled = variant in ("ambert", "combo")
+        self.nsp_head = nn.Linear((2 if two_pooled else 1) * cfg.hidden_size, 2) if cfg.nsp else None
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=self.cfg.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    def encoder_of(self, side: str) -> Encoder:
+        return self.encoders[side] if self.cfg.variant == "combo" else self.encoder
+
+    def encode(self, fine_ids, fine_type, fine_mask, coarse_ids=None, coarse_type=None, coarse_mask=None,
+               sides: tuple[str, ...] = ("fine", "coarse")) -> Encoded:
+        """Hidden states and pooled [CLS] of the requested sides (those the variant has)."""
+        inputs = {"fine": (fine_ids, fine_type, fine_mask), "coarse": (coarse_ids, coarse_type, coarse_mask)}
+        variant = self.cfg.variant
+        out = Encoded(None, None, None, None)
+        if variant == "hybrid":  # one sequence [fine ; coarse], positions restart for the coarse part
+            Lf = fine_ids.shape[1]
+            words = torch.cat([self.word_embeddings["fine"](fine_ids), self.word_embeddings["coarse"](coarse_ids)], 1)
+            positions = torch.cat([torch.arange(Lf, device=fine_ids.device),
+                                   torch.arange(coarse_ids.shape[1], device=fine_ids.device)]).unsqueeze(0)
+            hidden = self.encoder(words, torch.cat([fine_type, coarse_type], 1), torch.cat([fine_mask, coarse_mask], 1),
+                                  positions)  # (B, Lf + Lc, H)
+            out.fine_hidden, out.coarse_hidden = hidden[:, :Lf], hidden[:, Lf:]
+            out.fine_pooled, out.coarse_pooled = self.encoder.pool(hidden[:, 0]), self.encoder.pool(hidden[:, Lf])
+            return out
+        wanted = [side for side in sides if side in self.sides]
+        if variant == "ambert" and len(wanted) == 2:  # one pass of the shared encoder over both, stacked on B
+            B, L = fine_ids.shape[0], max(fine_ids.shape[1], coarse_ids.shape[1])
+            pad = self.cfg.pad_id
+            words = torch.cat([self.word_embeddings["fine"](_pad_to(fine_ids, L, pad)),
+                               self.word_embeddings["coarse"](_pad_to(coarse_ids, L, pad))])  # (2B, L, H)
+            hidden = self.encoder(words, torch.cat([_pad_to(fine_type, L, 0), _pad_to(coarse_type, L, 0)]),
+                                  torch.cat([_pad_to(fine_mask, L, False), _pad_to(coarse_mask, L, False)]))
+            pooled = self.encoder.pool(hidden[:, 0])  # (2B, H)
+            out.fine_hidden, out.coarse_hidden = hidden[:B, :fine_ids.shape[1]], hidden[B:, :coarse_ids.shape[1]]
+            out.fine_pooled, out.coarse_pooled = pooled[:B], pooled[B:]
+            return out
+        for side in wanted:
+            ids, types, mask = inputs[side]
+            encoder = self.encoder_of(side)
+            hidden = encoder(self.word_embeddings[side](ids), types, mask)
+            setattr(out, f"{side}_hidden", hidden)
+            setattr(out, f"{side}_pooled", encoder.pool(hidden[:, 0]))
+        return out
+
+    def _mlm(self, side: str, hidden: torch.Tensor, labels: torch.Tensor):
+        """Mean cross-entropy over masked positions only (gathered before the vocabulary projection)."""
+        where = labels != IGNORE  # (B, L)
+        logits = self.mlm_heads[side](hidden[where])  # (N, V)
+        targets = labels[where]
+        count = where.sum()
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum") / count.clamp(min=1)
+        correct = (logits.argmax(-1) == targets).sum()
+        return loss, correct.detach(), count.detach()
+
+    def forward(self, batch: MaskedBatch) -> PretrainOutput:
+        enc = self.encode(batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type,
+                          batch.coarse_mask)
+        zero = torch.zeros((), device=batch.fine_ids.device, dtype=torch.long)
+        losses, stats = {}, {}
+        for side in self.sides:
+            hidden, labels = getattr(enc, f"{side}_hidden"), getattr(batch, f"{side}_labels")
+            losses[side], *stats[side] = self._mlm(side, hidden, labels)
+        nsp_loss = None
+        if self.nsp_head is not None:
+            pooled = (torch.cat([enc.fine_pooled, enc.coarse_pooled], -1) if self.cfg.variant in ("ambert", "combo")
+                      else enc.fine_pooled if enc.fine_pooled is not None else enc.coarse_pooled)
+            nsp_logits = self.nsp_head(pooled).float()
+            has = (batch.nsp_labels != IGNORE).sum()
+            nsp_loss = F.cross_entropy(nsp_logits, batch.nsp_labels, ignore_index=IGNORE, reduction="sum") \
+                / has.clamp(min=1)
+        loss = sum(losses.values()) + (nsp_loss if nsp_loss is not None else 0.0)
+        fine, coarse = stats.get("fine", (zero, zero)), stats.get("coarse", (zero, zero))
+        return PretrainOutput(loss=loss, fine_loss=losses.get("fine"), coarse_loss=losses.get("coarse"),
+                              nsp_loss=nsp_loss, fine_correct=fine[0], fine_count=fine[1],
+                              coarse_correct=coarse[0], coarse_count=coarse[1])
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as in BERT: no weight decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    norms = {id(m.weight) for m in model.modules() if isinstance(m, nn.LayerNorm)}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") or id(parameter) in norms else decay).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
