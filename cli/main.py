@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+from cli.finetune_commands import ablation, evaluate, finetune
 from cli.shard_commands import shard_app
+from cli.train_commands import export, plot, train
 from cli.vocab_commands import tokenize, vocab_app
 
 app = typer.Typer(
@@ -22,6 +24,12 @@ app = typer.Typer(
 app.add_typer(vocab_app, name="vocab")
 app.command()(tokenize)
 app.add_typer(shard_app, name="shard")
+app.command(context_settings={"allow_interspersed_args": True})(train)
+app.command()(export)
+app.command()(finetune)
+app.command()(evaluate)
+app.command()(ablation)
+app.command()(plot)
 
 
 @app.callback()

@@ -1,0 +1,111 @@
+"""Fine-tuning: the three-head loss with the agreement regularizer by hand, a tiny real fine-tune that beats the
+majority class, `ambert evaluate`, and the AMBERT-Single export as a transformers BertForSequenceClassification."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainer.config import load_config
+from trainer.finetune import FinetuneConfig, classification_loss, finetune_classifier, load_finetuned, predict
+from trainer.train import train
+
+AMBERT = str(Path(sys.executable).parent / "ambert")
+TINY = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
+        "data.batch_size=8", "run.log_every=5", "optim.warmup_steps=2", "optim.max_steps=6"]
+
+
+def test_three_heads_and_agreement_regularizer_by_hand():
+    fine = torch.tensor([[2.0, 0.0]])
+    coarse = torch.tensor([[0.0, 0.0]])
+    concat = torch.tensor([[0.0, 1.0]])
+    labels = torch.tensor([0])
+    loss = classification_loss({"fine": fine, "coarse": coarse, "concat": concat}, labels, reg_lambda=0.5)
+    p_fine = math.exp(2) / (math.exp(2) + 1)  # softmax of [2, 0]
+    ce = -math.log(p_fine) - math.log(0.5) - math.log(1 / (1 + math.e))
+    agreement = (p_fine - 0.5) ** 2 + ((1 - p_fine) - 0.5) ** 2
+    assert loss.item() == pytest.approx(ce + 0.5 * agreement, rel=1e-6)
+    single = classification_loss({"fine": fine}, labels, reg_lambda=0.5)  # one side: no regularizer
+    assert single.item() == pytest.approx(-math.log(p_fine), rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def pretrained(trainer_data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("ft") / "run"
+    train(load_config("tiny", None, [*TINY, f"data.data={trainer_data['zh_shards']}"]), str(run),
+          vocab_dir=str(trainer_data["zh_vocab"]))
+    return run
+
+
+def write_toy_set(path: Path, count: int, seed: int) -> None:
+    """Separable Chinese sentiment: 好/喜欢 versus 坏/讨厌 inside neutral filler."""
+    rng = random.Random(seed)
+    filler = list("今天我们在北京看了这个电影还有经济发展记者工作")
+    with open(path, "w", encoding="utf-8") as handle:
+        for _ in range(count):
+            label = rng.choice(["pos", "neg"])
+            cue = rng.choice(["好", "喜欢"] if label == "pos" else ["坏", "讨厌"])
+            words = rng.sample(filler, 6)
+            words.insert(rng.randint(0, 6), cue)
+            handle.write(f"{label}\t{''.join(words)}\n")
+
+
+def test_tiny_finetune_beats_the_majority_class_and_exports(pretrained, tmp_path):
+    for name, count, seed in (("train", 240, 1), ("dev", 60, 2), ("test", 60, 3)):
+        write_toy_set(tmp_path / f"{name}.tsv", count, seed)
+    out = tmp_path / "ft"
+    tuning = FinetuneConfig(epochs=8, batch_size=16, lr=3e-3, max_seq_len=32, seed=1)
+    record = finetune_classifier(str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), str(pretrained), str(out),
+                                 tuning, test_path=str(tmp_path / "test.tsv"))
+    gold = [line.split("\t")[0] for line in (tmp_path / "test.tsv").read_text().splitlines()]
+    majority = max(gold.count("pos"), gold.count("neg")) / len(gold)
+    assert record["scores"]["test"]["accuracy"] > majority + 0.15, record["history"]
+    assert (out / "confusion-test.png").stat().st_size > 5000 and record["head"] == "concat"
+
+    evaluated = subprocess.run([AMBERT, "evaluate", "--model", str(out), "--data", str(tmp_path / "test.tsv"),
+                                "--predict-from", "fine", "--json", str(tmp_path / "scores.json")],
+                               capture_output=True, text=True, check=False)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["head"] == "fine" and 0 <= scores["accuracy"] <= 1
+
+    exported = tmp_path / "hf-classifier"
+    result = subprocess.run([AMBERT, "export", "--format", "hf", str(out), str(exported)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    from transformers import BertForSequenceClassification
+
+    from trainer.labeled_data import encode_labeled, read_labeled
+    from trainer.masking import MaskingSpec, pad_examples
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    classifier, saved = load_finetuned(str(out))
+    vocab = str(out / "vocab")
+    examples = encode_labeled(MultiGrainedTokenizer.from_artifact(vocab), read_labeled(str(tmp_path / "test.tsv")),
+                              32, "test")
+    spec = MaskingSpec.from_artifact(vocab)
+    ours = predict(classifier, examples, spec, "fine")
+    hf = BertForSequenceClassification.from_pretrained(str(exported)).eval()
+    batch = pad_examples(examples, spec)
+    with torch.no_grad():
+        logits = hf(input_ids=batch.fine_ids, attention_mask=batch.fine_mask.long(),
+                    token_type_ids=batch.fine_type).logits
+        reference = classifier(batch, heads=("fine",))["fine"]
+    assert logits.argmax(-1).tolist() == ours
+    assert torch.allclose(logits, reference, atol=1e-5)
+    assert hf.config.id2label == dict(enumerate(saved["labels"]))
+
+
+def test_unknown_dev_labels_are_refused(pretrained, tmp_path):
+    write_toy_set(tmp_path / "train.tsv", 20, 1)
+    (tmp_path / "dev.tsv").write_text("neutral\t今天\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="neutral"):
+        finetune_classifier(str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), str(pretrained),
+                            str(tmp_path / "ft"), FinetuneConfig(epochs=1))
