@@ -23,7 +23,8 @@ def finetune(
     init: Annotated[str, typer.Option(help="Pre-training run directory or one of its checkpoints.")],
     out: Annotated[str, typer.Option(help="Directory for the fine-tuned model, scores and plots.")],
     test: Annotated[str | None, typer.Option(help="Test file, scored with the best epoch.")] = None,
-    task: Annotated[str, typer.Option(help="classify (single texts and pairs).")] = "classify",
+    task: Annotated[str, typer.Option(
+        help="classify (TSV/JSONL: label, text, optional text_b) or span (SQuAD-format JSON).")] = "classify",
     epochs: Annotated[int, typer.Option(help="Passes over the training file.")] = 3,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (linear warm-up 10%, then decay).")] = 5e-5,
@@ -32,16 +33,33 @@ def finetune(
     reg_lambda: Annotated[float, typer.Option(help="λ of the fine/coarse agreement regularizer.")] = 1.0,
     predict_from: Annotated[str, typer.Option(
         help="concat | fine | coarse: the classifier that predicts (fine = AMBERT-Single).")] = "concat",
+    doc_stride: Annotated[int, typer.Option(help="span: step between context windows (fine tokens).")] = 64,
+    max_answer_len: Annotated[int, typer.Option(help="span: longest answer (fine tokens).")] = 30,
 ):
     """Fine-tune AMBERT (or a variant) for classification: three heads + agreement regularizer (paper eq. 2)."""
-    if task != "classify":
-        fail(f"--task {task!r} is not supported yet; use --task classify")
+    if task not in ("classify", "span"):
+        fail(f"--task {task!r} is not one of classify, span")
     from trainer.checkpoint import CheckpointError
     from trainer.finetune import FinetuneConfig, finetune_classifier
     from trainer.labeled_data import LabeledDataError
+    from trainer.span import SquadError
 
     tuning = FinetuneConfig(task=task, epochs=epochs, batch_size=batch_size, lr=lr, max_seq_len=max_seq_len,
-                            seed=seed, reg_lambda=reg_lambda, predict_from=predict_from)
+                            seed=seed, reg_lambda=reg_lambda, predict_from=predict_from, doc_stride=doc_stride,
+                            max_answer_len=max_answer_len)
+    if task == "span":
+        from trainer.span_finetune import finetune_span
+
+        try:
+            record = finetune_span(train, dev, init, out, tuning, report=lambda r: console.print(
+                f"epoch {r['epoch']}: loss {r['loss']:.4f}, dev EM {r['exact_match']:.2f}, F1 {r['f1']:.2f}",
+                highlight=False))
+        except (CheckpointError, SquadError, ValueError, OSError) as error:
+            fail(str(error))
+        dev_scores = record["scores"]["dev"]
+        console.print(f"[bold]ambert finetune --task span[/]: dev EM {dev_scores['exact_match']:.2f}, "
+                      f"F1 {dev_scores['f1']:.2f}; {out} (finetune.json, dev_predictions.json)", highlight=False)
+        return
 
     def show(record: dict) -> None:
         console.print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "

@@ -7,25 +7,25 @@ bin=.venv/bin
 mkdir -p "$out"
 beam_two_workers=(--direct_num_workers 2 --direct_running_mode multi_processing)
 
-echo "== 1/4 English phrase dictionary (Beam on 2 local workers, KenLM) from data/en"
+echo "== 1/7 English phrase dictionary (Beam on 2 local workers, KenLM) from data/en"
 "$bin/ambert" phrases --corpus data/en --out "$out/phrases" --min-count 3 "${beam_two_workers[@]}"
 echo "Top phrases (phrase, n, count, score):"
 head -n 10 "$out/phrases/phrases.tsv" | column -t -s $'\t'
 
 echo
-echo "== 2/4 Vocab artifacts: English (words + phrases) and Chinese (characters + jieba words)"
+echo "== 2/7 Vocab artifacts: English (words + phrases) and Chinese (characters + jieba words)"
 "$bin/ambert" vocab build --lang en --corpus data/en --out "$out/vocab-en" --phrases "$out/phrases/phrases.tsv"
 "$bin/ambert" vocab build --lang zh --corpus data/zh --out "$out/vocab-zh" "${beam_two_workers[@]}"
 
 echo
-echo "== 3/4 Multi-grained tokenization (coarse units; phrases joined by _)"
+echo "== 3/7 Multi-grained tokenization (coarse units; phrases joined by _)"
 printf 'The United States and New York have been at least as big as Sir John said.\n' \
   | "$bin/ambert" tokenize --vocab "$out/vocab-en" --format segments
 printf '中国人民今天在北京发展经济，记者报道。\n' | "$bin/ambert" tokenize --vocab "$out/vocab-zh" --format segments
 printf 'New York!\n' | "$bin/ambert" tokenize --vocab "$out/vocab-en" --format json
 
 echo
-echo "== 4/4 Aligned fine/coarse examples as deterministic WebDataset shards (one paragraph per document)"
+echo "== 4/7 Aligned fine/coarse examples as deterministic WebDataset shards (one paragraph per document)"
 "$bin/ambert" shard build --vocab "$out/vocab-en" --corpus data/en --out "$out/shards-en" --docs-per-line \
   --samples-per-shard 4000 "${beam_two_workers[@]}"
 "$bin/ambert" shard build --vocab "$out/vocab-zh" --corpus data/zh --out "$out/shards-zh" --docs-per-line \
@@ -34,7 +34,33 @@ echo "== 4/4 Aligned fine/coarse examples as deterministic WebDataset shards (on
 "$bin/ambert" shard inspect "$out/shards-zh" -n 1 --vocab "$out/vocab-zh"
 
 echo
+echo "== 5/7 Pre-train a tiny AMBERT on the Chinese shards (a GPU if there is one), plot it, export to Hugging Face"
+rm -rf "$out/run-zh"
+"$bin/ambert" train --data "$out/shards-zh" --vocab "$out/vocab-zh" --out "$out/run-zh" --preset tiny \
+  --max-steps 300 run.log_every=50
+"$bin/ambert" plot "$out/run-zh"
+"$bin/ambert" export --format hf "$out/run-zh" "$out/run-zh-hf"
+
+echo
+echo "== 6/7 Fine-tune it on Chinese sentiment (data/labeled), evaluate AMBERT and AMBERT-Single"
+"$bin/ambert" finetune --task classify --init "$out/run-zh" --out "$out/ft-zh" --epochs 3 --lr 1e-3 \
+  --train data/labeled/zh_sentiment_train.tsv.gz --dev data/labeled/zh_sentiment_dev.tsv.gz \
+  --test data/labeled/zh_sentiment_test.tsv.gz
+"$bin/ambert" evaluate --model "$out/ft-zh" --data data/labeled/zh_sentiment_test.tsv.gz --predict-from fine \
+  --png "$out/ft-zh/confusion-test-single.png"
+
+echo
+echo "== 7/7 The paper's ablation, small: every variant pre-trained alike, fine-tuned, scored (1 seed here)"
+rm -rf "$out/ablation"
+"$bin/ambert" ablation --out "$out/ablation" --steps 200 --seeds "${DEMO_SEEDS:-1}" --epochs 2 \
+  --zh-shards "$out/shards-zh" --zh-vocab "$out/vocab-zh" --zh-labeled data/labeled/zh_sentiment \
+  --en-shards "$out/shards-en" --en-vocab "$out/vocab-en" --en-labeled data/labeled/en_reuters_grain
+
+echo
 echo "Results in $out:"
 echo "  phrases/   phrases.tsv, ngrams/*.parquet, lm.arpa, lm.binary, stats.json"
 echo "  vocab-en/, vocab-zh/   vocab artifacts (artifact.json, fine/, coarse/, dictionary, stats.json)"
 echo "  shards-en/, shards-zh/ shard-*.tar (WebDataset) + manifest.json"
+echo "  run-zh/    config.json, metrics.jsonl, tb/ (TensorBoard), curves.png, checkpoints/; run-zh-hf/ (BertModel)"
+echo "  ft-zh/     fine-tuned classifier, finetune.json (scores), confusion-*.png"
+echo "  ablation/  results.md, results.png, results.json (pre-training runs and fine-tuned models inside)"

@@ -40,6 +40,8 @@ class FinetuneConfig:
     reg_lambda: float = 1.0  # agreement regularizer λ (paper: 1.0; 0.0 for RACE)
     predict_from: str = "concat"  # concat | fine | coarse (fine = AMBERT-Single)
     dropout: float = 0.1
+    doc_stride: int = 64  # span: step between window starts in a long context (fine tokens)
+    max_answer_len: int = 30  # span: longest answer in fine tokens
 
 
 def heads_of(variant: str) -> tuple[str, ...]:
@@ -149,11 +151,12 @@ def batches_of(examples: list, batch_size: int, order: list[int] | None = None):
 
 @torch.no_grad()
 def predict(classifier: SequenceClassifier, examples: list, spec, head: str, batch_size: int = 64,
-            device: torch.device | str = "cpu") -> list[int]:
+            device: torch.device | str | None = None) -> list[int]:
     """Label ids predicted by one head (fine: AMBERT-Single, only the fine encoder runs)."""
     from trainer.masking import pad_examples
 
     classifier.eval()
+    device = device or next(classifier.parameters()).device
     heads = ("fine", "coarse", "concat") if head == "concat" else (head,)
     predicted = []
     for chunk in batches_of(examples, batch_size):
@@ -201,21 +204,23 @@ def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tun
     encoder = AmbertModel(model_config)
     load_weights(checkpoint, encoder)
     classifier = SequenceClassifier(encoder, model_config, len(labels), tuning.dropout)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
+    classifier.to(device)
     optimizer = torch.optim.AdamW(parameter_groups(classifier, tuning.weight_decay), lr=tuning.lr, eps=1e-6)
     steps = tuning.epochs * -(-len(encoded["train"]) // tuning.batch_size)
     warmup = int(tuning.warmup_ratio * steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
-    targets = torch.tensor(gold["train"])
+    targets = torch.tensor(gold["train"], device=device)
     best = (-1.0, None, -1)
     history = []
     for epoch in range(tuning.epochs):
         classifier.train()
         shuffled = torch.Generator().manual_seed(tuning.seed * 1000 + epoch)
-        order = torch.randperm(len(encoded["train"]), generator=shuffled)
+        order = torch.randperm(len(encoded["train"]), generator=shuffled).to(device)
         total, count = 0.0, 0
         for start in range(0, len(order), tuning.batch_size):
             rows = order[start:start + tuning.batch_size]
-            batch = pad_examples([encoded["train"][i] for i in rows.tolist()], spec)
+            batch = pad_examples([encoded["train"][i] for i in rows.tolist()], spec).to(device)
             loss = classification_loss(classifier(batch), targets[rows], tuning.reg_lambda)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -231,6 +236,7 @@ def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tun
         if dev_accuracy > best[0]:
             best = (dev_accuracy, {k: v.detach().clone() for k, v in classifier.state_dict().items()}, epoch + 1)
     classifier.load_state_dict(best[1])
+    classifier.cpu()  # saved and scored on the CPU: the same numbers on any machine
     record = {**config_record(model_config, tuning), "labels": labels, "init": os.path.abspath(checkpoint),
               "best_epoch": best[2], "history": history, "head": head, "scores": {}}
     for split in [s for s in ("dev", "test") if s in encoded]:

@@ -109,3 +109,25 @@ def test_unknown_dev_labels_are_refused(pretrained, tmp_path):
     with pytest.raises(ValueError, match="neutral"):
         finetune_classifier(str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), str(pretrained),
                             str(tmp_path / "ft"), FinetuneConfig(epochs=1))
+
+
+def test_covering_coarse_token_of_each_fine_position():
+    from trainer.span_finetune import covering_coarse
+
+    align = torch.tensor([[[0, 1], [1, 3], [3, 4], [4, 5], [0, 0]]])  # [CLS] (ab) c [SEP] pad
+    assert covering_coarse(align, 6).tolist() == [[0, 1, 1, 2, 3, 0]]
+
+
+def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
+    """Train and dev on the same small file: a real run through windows, heads, n-best and EM/F1 that must fit it."""
+    from trainer.span_finetune import finetune_span
+
+    squad = str(Path(__file__).resolve().parents[2] / "data" / "squad_sample.json")
+    tuning = FinetuneConfig(task="span", epochs=12, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, seed=1,
+                            warmup_ratio=0.0)
+    record = finetune_span(squad, squad, str(pretrained), str(tmp_path / "span"), tuning)
+    first, best = record["history"][0], record["scores"]["dev"]
+    print("span F1 per epoch:", [round(epoch["f1"], 1) for epoch in record["history"]])
+    assert best["f1"] > max(first["f1"] + 20, 40), record["history"]
+    predictions = json.loads((tmp_path / "span" / "dev_predictions.json").read_text())
+    assert len(predictions) == best["count"] == 15 and best["missing"] == 0
