@@ -14,7 +14,7 @@ DOCKERFILES = sorted((REPO / "docker").glob("*.Dockerfile"))
 
 
 def test_there_are_dockerfiles():
-    assert "pipeline.Dockerfile" in {path.name for path in DOCKERFILES}
+    assert {"pipeline.Dockerfile", "trainer.Dockerfile"} <= {path.name for path in DOCKERFILES}
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
@@ -34,3 +34,23 @@ def test_every_copied_path_exists(dockerfile):
     for sources in copies:
         for source in sources.split():
             assert (REPO / source).exists(), f"{dockerfile.name} copies {source}, which is missing"
+
+
+def run_entrypoint(*args: str, **env: str) -> subprocess.CompletedProcess:
+    import os
+
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # ambert and torchrun as in the image
+    return subprocess.run(["bash", str(REPO / "docker" / "trainer-entrypoint.sh"), *args], capture_output=True,
+                          text=True, env={**os.environ, "PATH": path, **env}, timeout=120, check=False)
+
+
+def test_trainer_entrypoint_runs_ambert_train_and_checks_multi_node_settings():
+    dockerfile = (REPO / "docker" / "trainer.Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/local/bin/trainer-entrypoint.sh"]' in dockerfile
+    assert "COPY docker/trainer-entrypoint.sh /usr/local/bin/trainer-entrypoint.sh" in dockerfile
+    helped = run_entrypoint("--help", NPROC_PER_NODE="gpu")
+    assert helped.returncode == 0 and "--resume" in helped.stdout, helped.stderr
+    refused = run_entrypoint("--out", "x", NNODES="2", RDZV_ENDPOINT="")
+    assert refused.returncode == 2 and "RDZV_ENDPOINT" in refused.stderr
+    launched = run_entrypoint("--out", "", NPROC_PER_NODE="1")  # reaches `ambert train` through torchrun
+    assert launched.returncode != 0 and "pass --out RUN" in launched.stderr + launched.stdout
