@@ -104,6 +104,8 @@ def plot_results(results: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from trainer.plots import save_figure
+
     languages = list(results["summary"])
     figure, axes = plt.subplots(1, len(languages), figsize=(6 * len(languages), 4), squeeze=False)
     for axis, language in zip(axes[0], languages, strict=True):
@@ -115,7 +117,4 @@ def plot_results(results: dict, path: str) -> None:
         axis.set_ylim(min(means) - 0.1 if means else 0, 1.0)
         axis.set_title(f"{language}: test accuracy (mean ± std)")
         axis.tick_params(axis="x", rotation=30)
-    figure.tight_layout()
-    figure.savefig(path + ".tmp.png", dpi=100)
-    plt.close(figure)
-    os.replace(path + ".tmp.png", path)
+    save_figure(figure, path)

@@ -8,7 +8,6 @@ Precision, recall and F1 of a class with no predictions / no gold examples are 0
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -103,13 +102,9 @@ def _draw_confusion(plt, matrix: np.ndarray, labels: Sequence, path: str, title:
                 value = matrix[gold, predicted]
                 axis.text(predicted, gold, str(value), ha="center", va="center",
                           color="white" if value > threshold else "black")
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    staging = path + ".tmp.png"
-    figure.savefig(staging, dpi=100)
-    plt.close(figure)
-    os.replace(staging, path)
-    return path
+    from trainer.plots import save_figure
+
+    return save_figure(figure, path)
 
 
 def _check_lengths(y_true: Sequence, y_pred: Sequence) -> None:

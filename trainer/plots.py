@@ -1,4 +1,5 @@
-"""Training curves of a run as one PNG (`ambert plot RUN`): losses per granularity, masked accuracy, lr, tokens/s.
+"""Training curves of a run as one PNG (`ambert plot RUN`): losses per granularity, masked accuracy, lr, tokens/s;
+save_figure() writes every PNG of the trainer (curves, confusion matrices, ablation bars) atomically.
 
     plot_training_curves("out/run/metrics.jsonl", "out/run/curves.png")
 """
@@ -46,10 +47,17 @@ def plot_training_curves(metrics_path: str, png_path: str) -> str:
         axis.set_xlabel("step")
         if len(names) > 1:
             axis.legend()
+    return save_figure(figure, png_path)
+
+
+def save_figure(figure, path: str) -> str:
+    """Write a matplotlib figure as PNG under a temporary name, move it into place, and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(png_path)), exist_ok=True)
-    staging = png_path + ".tmp.png"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    staging = path + ".tmp.png"
     figure.savefig(staging, dpi=100)
     plt.close(figure)
-    os.replace(staging, png_path)
-    return png_path
+    os.replace(staging, path)
+    return path
