@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -37,6 +38,30 @@ def _launch_torchrun(nproc: int) -> None:
     raise typer.Exit(code=subprocess.call(command))
 
 
+@contextmanager
+def training_progress(max_steps: int):
+    """A rich progress bar on rank 0 at a terminal; otherwise one line per logged step (trainer.train.print_report)."""
+    from trainer.train import print_report
+
+    if not sys.stderr.isatty() or int(os.environ.get("RANK", 0)) != 0:
+        yield print_report
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[bold]ambert train[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task("", total=max_steps)
+
+        def report(record: dict) -> None:
+            if "step" not in record:
+                print_report(record)
+                return
+            bar.update(task, completed=record["step"], description=f"loss {record['loss']:.3f} "
+                       f"acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f} {record['tokens_per_s']:.0f} tok/s")
+
+        yield report
+
+
 def train(
     overrides: Annotated[list[str] | None, typer.Argument(
         help="Config overrides SECTION.FIELD=VALUE, e.g. optim.lr=3e-4 model.variant=combo data.batch_size=64.",
@@ -62,7 +87,7 @@ def train(
         fail("pass --out RUN (the run directory)")
     from trainer.checkpoint import CheckpointError
     from trainer.config import ConfigError, load_config
-    from trainer.train import TrainError, print_report, resumed_config
+    from trainer.train import TrainError, resumed_config
     from trainer.train import train as run_training
     from vocab.artifact import ArtifactError
     from vocab.shard_set import ShardSetError
@@ -83,7 +108,8 @@ def train(
             fail("pass --vocab ARTIFACT (the vocab artifact the shard set was built with)")
         else:
             cfg = load_config(preset, config, extra)
-        last = run_training(cfg, out, vocab_dir=vocab, resume=resume, init_from=init_from, report=print_report)
+        with training_progress(cfg.optim.max_steps) as report:
+            last = run_training(cfg, out, vocab_dir=vocab, resume=resume, init_from=init_from, report=report)
     except (ConfigError, TrainError, CheckpointError, ShardSetError, ArtifactError, ValueError) as error:
         fail(str(error))
     if int(os.environ.get("RANK", 0)) == 0:
