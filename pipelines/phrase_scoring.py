@@ -77,20 +77,22 @@ def _local_copy(path: str) -> str:
 
 
 class _ScoreCandidates(beam.DoFn):
-    """Loads the KenLM binary once per worker (setup), then scores shards of candidates."""
+    """Loads the KenLM binary once per worker (on its first element), then scores shards of candidates."""
 
     def __init__(self, model_path: str, min_dependency: float):
         self._model_path = model_path
         self._min_dependency = min_dependency
         self._model = None
 
-    def setup(self):
-        import kenlm
-
-        self._model = kenlm.Model(_local_copy(self._model_path))
-
     def process(self, keyed, model_ready):
-        del model_ready  # a side input only so that scoring waits for the model
+        # model_ready is a side input only so that scoring waits for the model. The model loads on the first
+        # element, once per DoFn instance (a worker), not in setup(): DaskRunner runs setup() before the side input
+        # is ready, when lm.binary may not exist yet.
+        del model_ready
+        if self._model is None:
+            import kenlm
+
+            self._model = kenlm.Model(_local_copy(self._model_path))
         _shard, rows = keyed
         kept = []
         candidates = 0

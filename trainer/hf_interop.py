@@ -3,7 +3,8 @@
     counts = init_from_hf(model, "path/to/bert", fine_vocab, coarse_vocab, "vocab/fine/tokenizer.json")
     export_hf(model, "out/hf-bert", "vocab/fine/vocab.txt", "vocab/fine/tokenizer.json")
 Encoder weights go to every encoder of the variant; fine word vectors are copied by token string; a coarse token
-missing from the BERT vocabulary starts as the mean of its fine pieces' vectors.
+missing from the BERT vocabulary starts as the mean of its fine pieces' vectors. A checkpoint of another geometry is
+refused with an error naming the field.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def hf_state_dict(model: AmbertModel) -> dict[str, torch.Tensor]:
     """The fine path of `model` as a transformers BertModel state dict."""
     names = encoder_names(_fine_encoder(model))
     names["embeddings.word_embeddings.weight"] = model.word_embeddings["fine"].weight
-    return {name: tensor.detach().clone().contiguous() for name, tensor in names.items()}
+    return {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in names.items()}
 
 
 def hf_config(model: AmbertModel) -> dict:
@@ -91,53 +92,93 @@ def read_hf_checkpoint(hf_dir: str) -> tuple[dict, dict[str, torch.Tensor], list
     return config, tensors, read_vocab_lines(paths["vocab.txt"])
 
 
+def _check_geometry(model: AmbertModel, hf_dir: str, config: dict, fine_vocab: list[str],
+                    coarse_vocab: list[str]) -> None:
+    for theirs, ours in _CONFIG_FIELDS.items():
+        if theirs not in config:
+            raise ValueError(f"{hf_dir}/config.json has no {theirs}: not a BERT config")
+        if config[theirs] != getattr(model.cfg, ours):
+            raise ValueError(f"{hf_dir}/config.json has {theirs}={config[theirs]} but the model has "
+                             f"model.{ours}={getattr(model.cfg, ours)}: set model.{ours}={config[theirs]}")
+    for name, ours in (("hidden_act", "gelu"), ("position_embedding_type", "absolute")):
+        if config.get(name, ours) != ours:
+            raise ValueError(f"{hf_dir}/config.json has {name}={config[name]!r}; AMBERT only has {name}={ours!r}")
+    for side, vocab in (("fine", fine_vocab), ("coarse", coarse_vocab)):
+        size = getattr(model.cfg, f"{side}_vocab_size")
+        if side in model.sides and len(vocab) != size:
+            raise ValueError(f"the {side} vocabulary has {len(vocab)} tokens but model.{side}_vocab_size is {size}: "
+                             "pass the vocab files of the artifact the model was built for")
+
+
+def _hf_rows(vocab: list[str], hf_index: dict[str, int], pieces_of=None) -> dict[int, list[int]]:
+    """{our row: the HF rows it starts from}: the same token string, else (with `pieces_of`) its fine pieces."""
+    sources = {}
+    for row, token in enumerate(vocab):
+        if token in hf_index:
+            sources[row] = [hf_index[token]]
+        elif pieces_of is not None:
+            pieces = [hf_index[p] for p in pieces_of.encode(token, add_special_tokens=False).tokens if p in hf_index]
+            if pieces:
+                sources[row] = pieces
+    return sources
+
+
+def _mean_rows(source: torch.Tensor, rows: dict[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(our row indices, the mean of each one's source rows), with one index_add rather than a loop over rows."""
+    ours = torch.tensor(list(rows), dtype=torch.long)
+    slot = torch.tensor([k for k, hf_rows in enumerate(rows.values()) for _ in hf_rows], dtype=torch.long)
+    theirs = torch.tensor([i for hf_rows in rows.values() for i in hf_rows], dtype=torch.long)
+    sums = torch.zeros(len(rows), *source.shape[1:]).index_add_(0, slot, source[theirs].float())
+    sizes = torch.tensor([len(hf_rows) for hf_rows in rows.values()], dtype=torch.float)
+    return ours, sums / sizes.view(-1, *[1] * (source.dim() - 1))  # (N, H) or (N,)
+
+
 @torch.no_grad()
 def init_from_hf(model: AmbertModel, hf_dir: str, fine_vocab: list[str], coarse_vocab: list[str],
                  fine_tokenizer_json: str) -> dict:
-    """Load a Hugging Face BERT into every encoder of `model` and both word tables; returns counts."""
+    """Load a Hugging Face BERT into every encoder of `model`, both word tables and the MLM heads; returns counts.
+
+    Word rows (and, from a BertForMaskedLM checkpoint, MLM decoder biases) are copied by token string; a coarse token
+    missing from the BERT vocabulary starts as the mean of the rows of its fine pieces; other rows keep their init."""
     from tokenizers import Tokenizer
 
     config, tensors, hf_vocab = read_hf_checkpoint(hf_dir)
-    for theirs, ours in _CONFIG_FIELDS.items():
-        if config.get(theirs) != getattr(model.cfg, ours):
-            raise ValueError(f"{hf_dir}/config.json has {theirs}={config.get(theirs)} but the model has "
-                             f"model.{ours}={getattr(model.cfg, ours)}: set model.{ours}={config.get(theirs)}")
-    encoders = {id(model.encoder_of(side)): model.encoder_of(side) for side in model.sides}.values()
-    for encoder in encoders:
+    _check_geometry(model, hf_dir, config, fine_vocab, coarse_vocab)
+    for name in [*encoder_names(model.encoder_of(model.sides[0])), "embeddings.word_embeddings.weight"]:
+        if name not in tensors and not name.startswith("pooler."):  # BertForMaskedLM has no pooler: it keeps init
+            raise ValueError(f"{hf_dir} lacks tensor {name}: not a BERT checkpoint")
+    for encoder in {id(model.encoder_of(side)): model.encoder_of(side) for side in model.sides}.values():
         for name, target in encoder_names(encoder).items():
-            if name not in tensors:
-                raise ValueError(f"{hf_dir} lacks tensor {name}: not a BERT checkpoint")
-            target.copy_(tensors[name])
-    table = tensors["embeddings.word_embeddings.weight"]
+            if name in tensors:
+                target.copy_(tensors[name])
+
     hf_index = {token: i for i, token in enumerate(hf_vocab)}
-    counts = {"fine_copied": 0, "fine_missing": 0, "coarse_copied": 0, "coarse_from_pieces": 0, "coarse_missing": 0}
+    sources = {}
     if "fine" in model.sides:
-        weight = model.word_embeddings["fine"].weight
-        for row, token in enumerate(fine_vocab):
-            if token in hf_index:
-                weight[row] = table[hf_index[token]]
-                counts["fine_copied"] += 1
-            else:
-                counts["fine_missing"] += 1
+        sources["fine"] = _hf_rows(fine_vocab, hf_index)
     if "coarse" in model.sides:
         pieces_of = Tokenizer.from_file(fine_tokenizer_json)
-        weight = model.word_embeddings["coarse"].weight
-        for row, token in enumerate(coarse_vocab):
-            if token in hf_index:
-                weight[row] = table[hf_index[token]]
-                counts["coarse_copied"] += 1
-                continue
-            pieces = [hf_index[p] for p in pieces_of.encode(token, add_special_tokens=False).tokens if p in hf_index]
-            if pieces:
-                weight[row] = table[pieces].mean(0)
-                counts["coarse_from_pieces"] += 1
-            else:
-                counts["coarse_missing"] += 1
+        pieces_of.no_padding()  # a tokenizer.json may pad every encoding to a fixed length with [PAD] pieces
+        pieces_of.no_truncation()
+        sources["coarse"] = _hf_rows(coarse_vocab, hf_index, pieces_of)
+    table, bias = tensors["embeddings.word_embeddings.weight"], tensors.get("cls.predictions.bias")
+    vocabs, counts = {"fine": fine_vocab, "coarse": coarse_vocab}, {}
+    for side, rows in sources.items():
+        ours, start = _mean_rows(table, rows)
+        model.word_embeddings[side].weight[ours] = start
+        if bias is not None:  # BertForMaskedLM's decoder bias, row by row like the word vectors
+            ours, start = _mean_rows(bias, rows)
+            model.mlm_heads[side].bias[ours] = start
+        copied = sum(vocabs[side][row] in hf_index for row in rows)
+        counts[f"{side}_copied"], counts[f"{side}_missing"] = copied, len(vocabs[side]) - len(rows)
+        if side == "coarse":
+            counts["coarse_from_pieces"] = len(rows) - copied
+
     transform = {"cls.predictions.transform.dense.weight": "dense.weight",
                  "cls.predictions.transform.dense.bias": "dense.bias",
                  "cls.predictions.transform.LayerNorm.weight": "LayerNorm.weight",
                  "cls.predictions.transform.LayerNorm.bias": "LayerNorm.bias"}
-    if all(name in tensors for name in transform):
+    if all(name in tensors for name in transform):  # a BertForMaskedLM checkpoint
         for head in model.mlm_heads.values():
             for theirs, ours in transform.items():
                 head.get_parameter(ours).copy_(tensors[theirs])
@@ -147,7 +188,10 @@ def init_from_hf(model: AmbertModel, hf_dir: str, fine_vocab: list[str], coarse_
 
 def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_tokenizer_json: str) -> None:
     """The fine encoder as a transformers BertModel directory (config.json, model.safetensors, vocab.txt,
-    tokenizer.json), written beside out_dir and moved into place. For hybrid it is the encoder run on fine only."""
+    tokenizer.json), written beside out_dir and moved into place.
+
+    hybrid exports its joint encoder as a fine-only BertModel: it was pre-trained on [fine ; coarse], so its outputs
+    on fine tokens alone are not those it gave with the coarse sequence beside them."""
     from safetensors.torch import save_file
 
     weights = hf_state_dict(model)
@@ -159,5 +203,11 @@ def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_token
         json.dump(hf_config(model), handle, indent=2)
     shutil.copy(fine_vocab_file, os.path.join(staging, "vocab.txt"))
     shutil.copy(fine_tokenizer_json, os.path.join(staging, "tokenizer.json"))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(staging, out_dir)
+    if os.path.isdir(out_dir):  # swap: a reader sees the old directory or the new one, never a half-written one
+        previous = out_dir.rstrip("/") + ".previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(out_dir, previous)
+        os.replace(staging, out_dir)
+        shutil.rmtree(previous)
+    else:
+        os.replace(staging, out_dir)

@@ -42,11 +42,11 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:  # keep: (B, 1, 1, L) bool
         B, L, H = x.shape
-        split = lambda t: t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # noqa: E731  (B, nh, L, hd)
-        y = F.scaled_dot_product_attention(split(self.query(x)), split(self.key(x)), split(self.value(x)),
-                                           attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        q, k, v = (t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, L, hd)
+                   for t in (self.query(x), self.key(x), self.value(x)))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
         return y.transpose(1, 2).reshape(B, L, H)
 
 
@@ -130,6 +130,8 @@ def _pad_to(t: torch.Tensor, length: int, value) -> torch.Tensor:
 
 
 class AmbertModel(nn.Module):
+    """Word embeddings per granularity, the encoder(s) of `cfg.variant`, MLM heads (tied decoders), optional NSP."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -158,13 +160,22 @@ class AmbertModel(nn.Module):
             nn.init.zeros_(module.bias)
 
     def encoder_of(self, side: str) -> Encoder:
+        """The encoder that reads `side` (the same module for both sides except in combo)."""
         return self.encoders[side] if self.cfg.variant == "combo" else self.encoder
 
     def encode(self, fine_ids, fine_type, fine_mask, coarse_ids=None, coarse_type=None, coarse_mask=None,
                sides: tuple[str, ...] = ("fine", "coarse")) -> Encoded:
-        """Hidden states and pooled [CLS] of the requested sides (those the variant has)."""
+        """Hidden states and pooled [CLS] of the requested sides that the variant has.
+
+        `sides=("fine",)` on ambert or combo runs the fine path only (coarse inputs may be None). hybrid always reads
+        both sequences as one, whatever `sides` asks, and returns both sides."""
         inputs = {"fine": (fine_ids, fine_type, fine_mask), "coarse": (coarse_ids, coarse_type, coarse_mask)}
         variant = self.cfg.variant
+        wanted = ("fine", "coarse") if variant == "hybrid" else [side for side in sides if side in self.sides]
+        for side in wanted:
+            if any(t is None for t in inputs[side]):
+                raise ValueError(f"{variant} encode of {side} needs {side}_ids, {side}_type and {side}_mask, got None"
+                                 + (" (hybrid reads fine and coarse as one sequence)" if variant == "hybrid" else ""))
         out = Encoded(None, None, None, None)
         if variant == "hybrid":  # one sequence [fine ; coarse], positions restart for the coarse part
             Lf = fine_ids.shape[1]
@@ -176,7 +187,6 @@ class AmbertModel(nn.Module):
             out.fine_hidden, out.coarse_hidden = hidden[:, :Lf], hidden[:, Lf:]
             out.fine_pooled, out.coarse_pooled = self.encoder.pool(hidden[:, 0]), self.encoder.pool(hidden[:, Lf])
             return out
-        wanted = [side for side in sides if side in self.sides]
         if variant == "ambert" and len(wanted) == 2:  # one pass of the shared encoder over both, stacked on B
             B, L = fine_ids.shape[0], max(fine_ids.shape[1], coarse_ids.shape[1])
             pad = self.cfg.pad_id
