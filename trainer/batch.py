@@ -32,10 +32,17 @@ class MaskedBatch:
     nsp_labels: torch.Tensor  # (B,) long: 1 random next segment, 0 actual next, IGNORE without NSP
     keys: list[str]  # sample keys, for debugging and data-position checks
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> MaskedBatch:
+    def _map_tensors(self, change) -> MaskedBatch:
         return dataclasses.replace(self, **{
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            f.name: change(getattr(self, f.name))
             for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> MaskedBatch:
+        return self._map_tensors(lambda tensor: tensor.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> MaskedBatch:
+        """Page-locked copies (DataLoader(pin_memory=True) calls this), so .to("cuda", non_blocking=True) overlaps."""
+        return self._map_tensors(torch.Tensor.pin_memory)
 
     def __len__(self) -> int:
         return int(self.fine_ids.shape[0])

@@ -1,4 +1,4 @@
-"""Streaming pre-training batches from a local shard set: small generator stages over webdataset's tar reader.
+"""Streaming pre-training batches from a shard set (local or fsspec URL): generator stages over webdataset's tar reader.
 
     loader = pretraining_loader("out/shards", expect_vocab_id=vocab_id, collator=MaskingCollator(spec, seed, epoch),
                                 batch_size=32, num_workers=2, shuffle_buffer=1000, seed=seed, epoch=epoch,
@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import fsspec
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -30,7 +31,7 @@ from webdataset.tariterators import tar_file_iterator
 from trainer.batch import MaskedBatch
 from trainer.masking import MaskingCollator, stable_seed
 from vocab.aligned_codec import FIELD, CodecError, ShardExample, decode_example
-from vocab.shard_set import ShardSetError, example_faults, read_manifest
+from vocab.shard_set import ShardSetError, example_faults, read_manifest, shard_path
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class ShardStream(IterableDataset):
         for shard, start in shards:
             count = 0
             try:
-                with open(shard.path, "rb") as stream:
+                with fsspec.open(shard.path, "rb") as stream:
                     for member in tar_file_iterator(stream):
                         if slot is None or (start + count) % self.slots == slot:
                             yield self.check(member)
@@ -175,7 +176,7 @@ class PretrainingLoader:
         # its own generator: creating workers must not draw from the global RNG (dropout), or resume would differ
         generator = torch.Generator().manual_seed(self.stream.seed)
         batches = iter(DataLoader(self.stream, batch_size=None, num_workers=self.num_workers, collate_fn=_unchanged,
-                                  generator=generator))
+                                  generator=generator, pin_memory=torch.cuda.is_available()))
         discard = self.stream.discard
         try:
             for batch, reports in batches:
@@ -194,7 +195,7 @@ class PretrainingLoader:
 def pretraining_loader(data: str, *, expect_vocab_id: str, collator: MaskingCollator, batch_size: int,
                        num_workers: int, shuffle_buffer: int, seed: int, epoch: int, rank: int, world_size: int,
                        resampled: bool = False, strict: bool = False, skip_batches: int = 0) -> PretrainingLoader:
-    """The batches of `rank` (of `world_size`) for `epoch` of the shard set in directory `data` (local only).
+    """The batches of `rank` (of `world_size`) for `epoch` of the shard set `data` (a directory or an fsspec URL).
 
     Epoch mode reads each of the slot's shards once (the last batch of each worker may be short); resampled mode
     draws shards with replacement forever. The order is fixed by (seed, epoch, rank, world_size, num_workers,
@@ -211,7 +212,7 @@ def pretraining_loader(data: str, *, expect_vocab_id: str, collator: MaskingColl
                          f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}) and "
                          f"0 ≤ rank ({rank}) < world_size ({world_size})")
     manifest = read_manifest(data, expect_vocab_id)
-    shards = [Shard(entry["name"], os.path.join(data, entry["name"]), entry["samples"])
+    shards = [Shard(entry["name"], shard_path(data, entry["name"]), entry["samples"])
               for entry in manifest["shards"]]
     if not shards:
         raise ShardSetError(f"{data} holds no shards: rebuild it with `ambert shard` from a non-empty corpus")

@@ -34,10 +34,13 @@ class Fault:
 
 
 def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
-    """manifest.json of a shard set; refused when absent (an unfinished run) or for another vocab."""
-    path = os.path.join(directory, MANIFEST)
+    """manifest.json of a shard set (a local directory or an fsspec URL); refused when absent (an unfinished run)
+    or for another vocab."""
+    import fsspec
+
+    path = shard_path(directory, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as handle:
+        with fsspec.open(path, "r", encoding="utf-8") as handle:
             manifest = json.load(handle)
     except FileNotFoundError as error:
         raise ShardSetError(f"no {MANIFEST} in {directory}: the shard set is incomplete (rerun `ambert shard`)") \
@@ -50,10 +53,15 @@ def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
     return manifest
 
 
+def shard_path(directory: str, name: str) -> str:
+    """`name` inside a shard set given as a local directory or an fsspec URL (memory://, s3://, gs://...)."""
+    return f"{directory.rstrip('/')}/{name}" if "://" in directory else os.path.join(directory, name)
+
+
 def shard_urls(directory: str, expect_vocab_id: str | None = None) -> list[str]:
     """The shard paths of a complete shard set, in manifest order, for `webdataset.WebDataset(urls)`."""
     manifest = read_manifest(directory, expect_vocab_id)
-    return [os.path.join(directory, shard["name"]) for shard in manifest["shards"]]
+    return [shard_path(directory, shard["name"]) for shard in manifest["shards"]]
 
 
 def shard_examples(path: str) -> Iterator[ShardExample]:

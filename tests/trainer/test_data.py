@@ -189,3 +189,21 @@ def test_shards_found_corrupt_after_the_last_batch_count_and_resampling_no_shard
     assert sorted(nothing.corrupt_shards) == [f"shard-0000{i}.tar" for i in range(4)]
     with pytest.raises(ShardSetError, match="every shard"):  # rather than drawing broken shards forever
         next(iter(loader(data, trainer_data["zh_vocab"], resampled=True)))
+
+
+def test_a_shard_set_behind_an_fsspec_url_streams_the_same_batches(trainer_data):
+    import fsspec
+
+    data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]
+    memory = fsspec.filesystem("memory")
+    url = "memory://shard-sets/zh"
+    for path in sorted(data.iterdir()):
+        memory.pipe(f"{url}/{path.name}", path.read_bytes())
+    try:
+        remote = list(loader(url, vocab, num_workers=0))
+        assert same_batches(remote, list(loader(data, vocab, num_workers=0)))
+        assert sorted(keys_of(remote)) == sorted(all_keys(data))
+        with pytest.raises(ShardSetError, match="no manifest.json in memory://nowhere"):
+            loader("memory://nowhere", vocab, num_workers=0)
+    finally:
+        memory.rm(url, recursive=True)
