@@ -104,21 +104,13 @@ def save_finetuned(out: str, classifier: SequenceClassifier, record: dict, run_d
     """FT/model.safetensors + finetune.json (labels, configs, scores) + vocab/, written beside and moved in."""
     from safetensors.torch import save_model
 
-    staging = out.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    save_model(classifier, os.path.join(staging, WEIGHTS))
-    with open(os.path.join(staging, FINETUNE_JSON), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, ensure_ascii=False)
-    shutil.copytree(os.path.join(run_dir, "vocab"), os.path.join(staging, "vocab"))
-    if os.path.isdir(out):
-        previous = out.rstrip("/") + ".previous"
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(out, previous)
-        os.replace(staging, out)
-        shutil.rmtree(previous)
-    else:
-        os.replace(staging, out)
+    from trainer.staged_output import staged_directory
+
+    with staged_directory(out) as staging:
+        save_model(classifier, os.path.join(staging, WEIGHTS))
+        with open(os.path.join(staging, FINETUNE_JSON), "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, ensure_ascii=False)
+        shutil.copytree(os.path.join(run_dir, "vocab"), os.path.join(staging, "vocab"))
 
 
 def load_finetuned(directory: str) -> tuple[SequenceClassifier, dict]:
@@ -295,6 +287,7 @@ def export_hf_classifier(directory: str, out: str) -> None:
     from safetensors.torch import save_file
 
     from trainer.hf_interop import hf_config, hf_state_dict
+    from trainer.staged_output import staged_directory
 
     classifier, record = load_finetuned(directory)
     if "fine" not in classifier.heads or classifier.variant == "hybrid":
@@ -307,14 +300,10 @@ def export_hf_classifier(directory: str, out: str) -> None:
     head = classifier.classifiers["fine"]
     weights = {**{f"bert.{name}": tensor for name, tensor in hf_state_dict(classifier.encoder).items()},
                "classifier.weight": head.weight, "classifier.bias": head.bias}
-    staging = out.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    save_file({name: tensor.detach().contiguous() for name, tensor in weights.items()},
-              os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2, ensure_ascii=False)
-    for name in ("vocab.txt", "tokenizer.json"):
-        shutil.copy(os.path.join(directory, "vocab", "fine", name), os.path.join(staging, name))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(staging, out)
+    with staged_directory(out) as staging:
+        save_file({name: tensor.detach().contiguous() for name, tensor in weights.items()},
+                  os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2, ensure_ascii=False)
+        for name in ("vocab.txt", "tokenizer.json"):
+            shutil.copy(os.path.join(directory, "vocab", "fine", name), os.path.join(staging, name))

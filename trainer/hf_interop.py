@@ -194,20 +194,12 @@ def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_token
     on fine tokens alone are not those it gave with the coarse sequence beside them."""
     from safetensors.torch import save_file
 
+    from trainer.staged_output import staged_directory
+
     weights = hf_state_dict(model)
-    staging = out_dir.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    save_file(weights, os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
-        json.dump(hf_config(model), handle, indent=2)
-    shutil.copy(fine_vocab_file, os.path.join(staging, "vocab.txt"))
-    shutil.copy(fine_tokenizer_json, os.path.join(staging, "tokenizer.json"))
-    if os.path.isdir(out_dir):  # swap: a reader sees the old directory or the new one, never a half-written one
-        previous = out_dir.rstrip("/") + ".previous"
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(out_dir, previous)
-        os.replace(staging, out_dir)
-        shutil.rmtree(previous)
-    else:
-        os.replace(staging, out_dir)
+    with staged_directory(out_dir) as staging:
+        save_file(weights, os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
+            json.dump(hf_config(model), handle, indent=2)
+        shutil.copy(fine_vocab_file, os.path.join(staging, "vocab.txt"))
+        shutil.copy(fine_tokenizer_json, os.path.join(staging, "tokenizer.json"))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +91,7 @@ def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, r
     from trainer.masking import MaskingSpec, pad_examples
     from trainer.model import AmbertModel, parameter_groups
     from trainer.span import answer_positions, read_squad, squad_scores
+    from trainer.staged_output import staged_directory
     from trainer.train import lr_lambda
     from vocab.multigrained import MultiGrainedTokenizer
 
@@ -144,13 +144,9 @@ def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, r
     record = {"model": dataclasses.asdict(model_config), "finetune": dataclasses.asdict(tuning), "task": "span",
               "init": os.path.abspath(checkpoint), "best_epoch": best[2], "history": history,
               "scores": {"dev": squad_scores(predictions, dev_examples)}}
-    staging = out.rstrip("/") + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    save_model(model, os.path.join(staging, "model.safetensors"))
-    for name, content in (("finetune.json", record), ("dev_predictions.json", predictions)):
-        with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2, ensure_ascii=False)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(staging, out)
+    with staged_directory(out) as staging:
+        save_model(model, os.path.join(staging, "model.safetensors"))
+        for name, content in (("finetune.json", record), ("dev_predictions.json", predictions)):
+            with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
+                json.dump(content, handle, indent=2, ensure_ascii=False)
     return record

@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from trainer.checkpoint import DataPosition, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, apply_overrides, read_config, save_config, validate
+from trainer.staged_output import staged_directory
 from vocab.artifact import read_vocab_lines, verify_artifact
 from vocab.shard_set import read_manifest
 
@@ -95,10 +96,8 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
     os.makedirs(out, exist_ok=True)
     copy = os.path.join(out, VOCAB)
     if not os.path.exists(os.path.join(copy, "artifact.json")):
-        staging = copy + ".partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(vocab_dir, staging)
-        os.replace(staging, copy)
+        with staged_directory(copy) as staging:
+            shutil.copytree(vocab_dir, staging, dirs_exist_ok=True)
     save_config(cfg, config_path + ".tmp")
     os.replace(config_path + ".tmp", config_path)
     return cfg
