@@ -1,4 +1,5 @@
-"""Real shard sets for trainer tests: the shard pipeline (Beam, in-process) over bundled samples, once per session."""
+"""Trainer test fixtures: real shard sets (the shard pipeline, Beam in-process, over bundled samples) and the
+tokenizers of the small test artifacts, once per session."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from pipelines.shards import ShardConfig, run
 from tests.vocab.conftest import build_en, build_zh
+from vocab.multigrained import MultiGrainedTokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,3 +42,12 @@ def trainer_data(tmp_path_factory) -> dict[str, Path]:
         "en_shards": make_shard_set(root / "en_vocab", en_corpus, root / "en_shards", samples_per_shard=64),
         "zh_shards": make_shard_set(root / "zh_vocab", zh_corpus, root / "zh_shards", samples_per_shard=96),
     }
+
+
+@pytest.fixture(scope="session")
+def tokenizers(tmp_path_factory) -> dict[str, MultiGrainedTokenizer]:
+    """{"en", "zh"}: tokenizers of the small test artifacts (bundled BERT vocabularies + a few phrases / words)."""
+    root = tmp_path_factory.mktemp("tokenizer-vocab")
+    build_en(root / "en")
+    build_zh(root / "zh")
+    return {lang: MultiGrainedTokenizer.from_artifact(str(root / lang)) for lang in ("en", "zh")}

@@ -11,21 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.vocab.conftest import build_en, build_zh
 from trainer.labeled_data import LabeledDataError, LabeledExample, encode_labeled, label_vocabulary, read_labeled
 from vocab.aligned_codec import alignment_faults
-from vocab.multigrained import MultiGrainedTokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 LABELED = REPO / "data" / "labeled"
-
-
-@pytest.fixture(scope="module")
-def tokenizers(tmp_path_factory) -> dict[str, MultiGrainedTokenizer]:
-    root = tmp_path_factory.mktemp("labeled-vocab")
-    build_en(root / "en")
-    build_zh(root / "zh")
-    return {lang: MultiGrainedTokenizer.from_artifact(str(root / lang)) for lang in ("en", "zh")}
 
 
 def write(path: Path, content: str | bytes) -> str:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.vocab.conftest import build_en, build_zh
 from trainer.span import (
     SquadError,
     answer_positions,
@@ -23,21 +22,12 @@ from trainer.span import (
     squad_windows,
 )
 from vocab.aligned_codec import alignment_faults
-from vocab.multigrained import MultiGrainedTokenizer
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "squad_sample.json"
 
 
 EXAMPLES = read_squad(str(SAMPLE))
 BY_ID = {example.id: example for example in EXAMPLES}
-
-
-@pytest.fixture(scope="module")
-def tokenizers(tmp_path_factory) -> dict[str, MultiGrainedTokenizer]:
-    root = tmp_path_factory.mktemp("span-vocab")
-    build_en(root / "en")
-    build_zh(root / "zh")
-    return {lang: MultiGrainedTokenizer.from_artifact(str(root / lang)) for lang in ("en", "zh")}
 
 
 def tokenizer_for(tokenizers, example):
