@@ -38,29 +38,26 @@ def labeled_files(prefix: str) -> dict[str, str]:
 def run_ablation(languages: list[Language], out: str, *, steps: int, seeds: int, pretrain_overrides: list[str],
                  tuning, variants: tuple[str, ...] = VARIANTS, report: Callable[[str], None] = print) -> dict:
     """Pre-train and fine-tune every (language, variant); returns and writes OUT/results.json, results.md, PNG."""
-    from trainer.config import load_config
     from trainer.finetune import evaluate_classifier, finetune_classifier
-    from trainer.train import train
 
     results: dict = {"steps": steps, "seeds": seeds, "finetune": dataclasses.asdict(tuning), "scores": {}}
     for language in languages:
         files = labeled_files(language.labeled)
         for variant in variants:
             run = os.path.join(out, "pretrain", f"{language.name}-{variant}")
-            if not os.path.exists(os.path.join(run, "checkpoints")):
-                report(f"pre-train {language.name} {variant}: {steps} steps")
-                cfg = load_config("tiny", None, [*pretrain_overrides, f"data.data={language.shards}",
-                                                 f"model.variant={variant}", f"optim.max_steps={steps}"])
-                train(cfg, run, vocab_dir=language.vocab)
+            pretrain(language, variant, run, steps, pretrain_overrides, report)
             names = [variant, "ambert-single"] if variant == "ambert" else [variant]
             for seed in range(1, seeds + 1):
                 tuned = os.path.join(out, "finetune", f"{language.name}-{variant}-seed{seed}")
-                if not os.path.exists(os.path.join(tuned, "finetune.json")):
+                record_path = os.path.join(tuned, "finetune.json")
+                if not os.path.exists(record_path):  # written last (the directory is swapped in whole)
                     finetune_classifier(files["train"], files["dev"], run, tuned,
                                         dataclasses.replace(tuning, seed=seed), test_path=files["test"])
+                with open(record_path, encoding="utf-8") as handle:
+                    tested = json.load(handle)["scores"]["test"]  # scored at fine-tuning, with its default head
                 for name in names:
-                    head = "fine" if name == "ambert-single" else None
-                    scores = evaluate_classifier(tuned, files["test"], head)
+                    # AMBERT-Single: the same fine-tuned model, predicting from the fine classifier alone
+                    scores = evaluate_classifier(tuned, files["test"], "fine") if name == "ambert-single" else tested
                     entry = results["scores"].setdefault(language.name, {}).setdefault(name, [])
                     entry.append({"seed": seed, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
                     report(f"{language.name} {name} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
@@ -73,6 +70,24 @@ def run_ablation(languages: list[Language], out: str, *, steps: int, seeds: int,
         handle.write(results_markdown(results))
     plot_results(results, os.path.join(out, "results.png"))
     return results
+
+
+def pretrain(language: Language, variant: str, run: str, steps: int, overrides: list[str], report) -> None:
+    """Pre-train `variant` to `steps` in `run`; a run stopped part-way is resumed, a finished one left as it is."""
+    from trainer.checkpoint import latest_checkpoint, read_state
+    from trainer.config import load_config
+    from trainer.train import resumed_config, train
+
+    checkpoint = latest_checkpoint(run)
+    if checkpoint and read_state(checkpoint)["step"] >= steps:
+        return
+    report(f"pre-train {language.name} {variant}: {steps} steps")
+    if os.path.exists(os.path.join(run, "config.json")):
+        train(resumed_config(run, [f"optim.max_steps={steps}"]), run, resume=True)
+    else:
+        cfg = load_config("tiny", None, [*overrides, f"data.data={language.shards}", f"model.variant={variant}",
+                                         f"optim.max_steps={steps}"])
+        train(cfg, run, vocab_dir=language.vocab)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

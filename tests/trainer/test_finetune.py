@@ -131,3 +131,47 @@ def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
     assert best["f1"] > max(first["f1"] + 20, 40), record["history"]
     predictions = json.loads((tmp_path / "span" / "dev_predictions.json").read_text())
     assert len(predictions) == best["count"] == 15 and best["missing"] == 0
+
+
+def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_data, tmp_path):
+    import gzip
+
+    from trainer.ablation import Language, run_ablation
+
+    for split, count, seed in (("train", 80, 1), ("dev", 30, 2), ("test", 30, 3)):
+        write_toy_set(tmp_path / "toy.tsv", count, seed)
+        with gzip.open(tmp_path / f"toy_{split}.tsv.gz", "wb") as handle:
+            handle.write((tmp_path / "toy.tsv").read_bytes())
+    language = Language("zh", str(trainer_data["zh_shards"]), str(trainer_data["zh_vocab"]), str(tmp_path / "toy"))
+    tiny = [o for o in TINY if not o.startswith("optim.max_steps")]
+    lines: list[str] = []
+    results = run_ablation([language], str(tmp_path / "ablation"), steps=4, seeds=2, pretrain_overrides=tiny,
+                           tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+                           variants=("ambert", "bert-fine"), report=lines.append)
+    summary = results["summary"]["zh"]
+    assert set(summary) == {"ambert", "ambert-single", "bert-fine"}
+    runs = results["scores"]["zh"]["ambert"]
+    accuracies = [run["accuracy"] for run in runs]
+    assert [run["seed"] for run in runs] == [1, 2]
+    assert summary["ambert"]["accuracy"][0] == pytest.approx(sum(accuracies) / 2)
+    tuned = json.loads((tmp_path / "ablation" / "finetune" / "zh-ambert-seed1" / "finetune.json").read_text())
+    assert runs[0]["accuracy"] == tuned["scores"]["test"]["accuracy"]  # the concat head's score at fine-tuning
+    for name in ("results.md", "results.json", "results.png"):
+        assert (tmp_path / "ablation" / name).stat().st_size > 100
+    assert "| zh | ambert-single |" in (tmp_path / "ablation" / "results.md").read_text()
+    assert sum("pre-train" in line for line in lines) == 2
+
+    lines.clear()
+    again = run_ablation([language], str(tmp_path / "ablation"), steps=4, seeds=2, pretrain_overrides=tiny,
+                         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+                         variants=("ambert", "bert-fine"), report=lines.append)
+    assert not any("pre-train" in line for line in lines) and again["summary"] == results["summary"]
+
+    from trainer.checkpoint import latest_checkpoint, read_state
+
+    lines.clear()  # a pre-training run short of the budget (stopped part-way) is resumed, not taken as finished
+    run_ablation([language], str(tmp_path / "ablation"), steps=6, seeds=1, pretrain_overrides=tiny,
+                 tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+                 variants=("bert-fine",), report=lines.append)
+    assert sum("pre-train" in line for line in lines) == 1
+    assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert-fine")))["step"] == 6
