@@ -135,10 +135,9 @@ def config_record(model_config: ModelConfig, tuning: FinetuneConfig) -> dict:
     return {"model": dataclasses.asdict(model_config), "finetune": dataclasses.asdict(tuning)}
 
 
-def batches_of(examples: list, batch_size: int, order: list[int] | None = None):
-    order = list(range(len(examples))) if order is None else order
-    for start in range(0, len(order), batch_size):
-        yield [examples[i] for i in order[start:start + batch_size]]
+def batches_of(examples: list, batch_size: int):
+    for start in range(0, len(examples), batch_size):
+        yield examples[start:start + batch_size]
 
 
 @torch.no_grad()
