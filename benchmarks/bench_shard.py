@@ -1,12 +1,17 @@
-"""Throughput of `ambert shard build` (1 and 2 workers) against a bare single-process loop, in one run.
+"""Throughput and peak memory of `ambert shard build` (1 and 2 workers) against a bare single-process loop,
+in one run.
 
-    .venv/bin/python -m benchmarks.bench_shard [--megabytes 10] [--nsp]     # from the repository root
+    .venv/bin/python -m benchmarks.bench_shard --lang en --megabytes 20 [--nsp]     # from the repository root
+    .venv/bin/python -m benchmarks.bench_shard --lang zh --megabytes 10 [--nsp]
 
 Run it at two sizes (e.g. --megabytes 5 and 20) to see whether peak RSS grows with the corpus.
+Each figure is measured in a fresh process, so its peak RSS is its own: the process (driver; the
+1-worker runner runs in it) and the largest of its children (the 2-worker runner's workers).
 
 Baseline: one Python loop doing the same work with the same functions (read lines, split sentences,
 MultiGrainedTokenizer.encode_batch, make examples (NSP: one pool of all documents), encode, write one tar).
-Artifact: the small real English test artifact (bundled BERT vocab + a few phrases). Read the ratios.
+Corpus: the first megabytes of ../shared/data/<lang> (one document per line), in one plain file.
+Artifact: the small real test artifact of that language (bundled BERT vocab + a few phrases or words).
 """
 
 from __future__ import annotations
@@ -15,18 +20,21 @@ import argparse
 import gzip
 import json
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-EN_FILES = ["en/linux_doc.txt.gz", "en/enwiki_sample.txt.gz", "en/austen.txt.gz"]
+FILES = {"en": ["en/linux_doc.txt.gz", "en/enwiki_sample.txt.gz", "en/austen.txt.gz", "en/kjv.txt.gz"],
+         "zh": ["zh/pku199801_raw.txt.gz", "zh/manpages_zh.txt.gz", "zh/lohelp_zh.txt.gz", "zh/fortunes_zh.txt.gz"]}
 
 
-def take(megabytes: float, out: Path) -> float:
+def take(lang: str, megabytes: float, out: Path) -> float:
     size = 0
     with open(out, "w", encoding="utf-8") as target:
-        for name in EN_FILES:
+        for name in FILES[lang]:
             with gzip.open(SHARED / name, "rt", encoding="utf-8") as handle:
                 for line in handle:
                     target.write(line)
@@ -62,50 +70,62 @@ def baseline(artifact: str, corpus: Path, out: Path, max_seq_len: int, nsp: bool
         return write_tar(handle, sorted(examples, key=lambda e: e.key))
 
 
+def measure(figure: str, work: Path, max_seq_len: int, nsp: bool) -> dict:
+    """One figure, in this (fresh) process: seconds, examples, peak RSS."""
+    started = time.perf_counter()
+    if figure == "bare":
+        examples = baseline(str(work / "vocab"), work / "corpus.txt", work / "baseline.tar", max_seq_len, nsp)
+        digests = []
+    else:
+        from pipelines.shards import ShardConfig, run
+
+        beam_args = ["--direct_num_workers", figure]
+        if figure != "1":
+            beam_args += ["--direct_running_mode", "multi_processing"]
+        cfg = ShardConfig(vocab=str(work / "vocab"), corpus=(str(work / "corpus.txt"),), out=str(work / f"out{figure}"),
+                          max_seq_len=max_seq_len, nsp=nsp, docs_per_line=True, seed=1)
+        manifest, _ = run(cfg, beam_args)
+        examples, digests = manifest["totals"]["samples"], [shard["sha256"] for shard in manifest["shards"]]
+    return {"seconds": time.perf_counter() - started, "examples": examples, "digests": digests,
+            "peak_rss_mib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            "peak_rss_mib_workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lang", choices=sorted(FILES), default="en")
     parser.add_argument("--megabytes", type=float, default=10.0)
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--nsp", action="store_true", help="sentence pairs (NSP) instead of contiguous examples")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one figure in a child process
+    parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, Path(args.work), args.max_seq_len, args.nsp)))
+        return
 
-    from pipelines.shards import ShardConfig, run
-    from tests.vocab.conftest import build_en
+    from tests.vocab.conftest import build_en, build_zh
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        build_en(work / "vocab")
-        corpus = work / "corpus.txt"
-        megabytes = take(args.megabytes, corpus)
-        started = time.perf_counter()
-        count = baseline(str(work / "vocab"), corpus, work / "baseline.tar", args.max_seq_len, args.nsp)
-        baseline_s = time.perf_counter() - started
-        print(json.dumps({"figure": "bare loop, 1 process", "nsp": args.nsp, "megabytes": round(megabytes, 1),
-                          "examples": count,
-                          "mb_per_s": round(megabytes / baseline_s, 2),
-                          "examples_per_s": round(count / baseline_s)}), flush=True)
-        digests = {}
-        for workers in (1, 2):
-            beam_args = ["--direct_num_workers", str(workers)]
-            if workers > 1:
-                beam_args += ["--direct_running_mode", "multi_processing"]
-            cfg = ShardConfig(vocab=str(work / "vocab"), corpus=(str(corpus),), out=str(work / f"out{workers}"),
-                              max_seq_len=args.max_seq_len, nsp=args.nsp, docs_per_line=True, seed=1)
-            started = time.perf_counter()
-            manifest, _ = run(cfg, beam_args)
-            seconds = time.perf_counter() - started
-            samples = manifest["totals"]["samples"]
-            digests[workers] = [shard["sha256"] for shard in manifest["shards"]]
-            print(json.dumps({"figure": f"ambert shard build, {workers} worker(s)", "nsp": args.nsp,
-                              "examples": samples, "mb_per_s": round(megabytes / seconds, 2),
-                              "examples_per_s": round(samples / seconds),
-                              "ratio_to_baseline": round(baseline_s / seconds, 3),
-                              # high-water marks: this process (driver; the 1-worker runner runs in it)
-                              # and the largest worker subprocess (2 workers)
-                              "peak_rss_mib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                              "peak_rss_mib_workers": round(
-                                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-                              "shards_identical_to_1_worker": digests[workers] == digests[1]}), flush=True)
+        (build_en if args.lang == "en" else build_zh)(work / "vocab")
+        megabytes = take(args.lang, args.megabytes, work / "corpus.txt")
+        results = {}
+        for figure in ("bare", "1", "2"):
+            child = subprocess.run([sys.executable, "-m", "benchmarks.bench_shard", "--measure", figure, "--work",
+                                    str(work), "--max-seq-len", str(args.max_seq_len), *(["--nsp"] * args.nsp)],
+                                   capture_output=True, text=True, check=True)
+            result = results[figure] = json.loads(child.stdout.strip().splitlines()[-1])
+            name = "bare loop, 1 process" if figure == "bare" else f"ambert shard build, {figure} worker(s)"
+            line = {"figure": name, "lang": args.lang, "nsp": args.nsp, "megabytes": round(megabytes, 1),
+                    "examples": result["examples"], "mb_per_s": round(megabytes / result["seconds"], 2),
+                    "examples_per_s": round(result["examples"] / result["seconds"]),
+                    "peak_rss_mib_process": result["peak_rss_mib_process"],
+                    "peak_rss_mib_workers": result["peak_rss_mib_workers"]}
+            if figure != "bare":
+                line["ratio_to_baseline"] = round(results["bare"]["seconds"] / result["seconds"], 3)
+                line["shards_identical_to_1_worker"] = result["digests"] == results["1"]["digests"]
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,19 @@ def build(
     out: Annotated[str, typer.Option(help="Shard set directory to write.")],
     max_seq_len: Annotated[int, typer.Option(help="Most tokens per example, on both granularities.")] = 128,
     nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Sentence pairs with next-sentence labels.")] = True,
-    samples_per_shard: Annotated[int, typer.Option(help="Samples per shard (the last shard has fewer).")] = 10_000,
+    samples_per_shard: Annotated[int, typer.Option(
+        help="About this many samples per shard (ceil(examples / N) shards, each an equal slice of the key "
+             "space).")] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of every random choice (hashed with document ids).")] = 12345,
     docs_per_line: Annotated[
         bool, typer.Option(help="One document per line in .txt (default: documents separated by blank lines).")
     ] = False,
-    pool_docs: Annotated[int, typer.Option(help="NSP: documents sharing a pool of random next segments.")] = 1000,
+    pool_docs: Annotated[int, typer.Option(
+        help="NSP: consecutive documents of a corpus split sharing a pool of random next segments.")] = 1000,
     max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
+    split_bytes: Annotated[int, typer.Option(
+        help="Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
+             "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece.")] = 0,
 ):
     """Tokenize documents into aligned fine/coarse examples and write shard-NNNNN.tar + manifest.json.
 
@@ -45,7 +51,7 @@ def build(
     try:
         cfg = ShardConfig(vocab=vocab, corpus=tuple(corpus), out=out.rstrip("/"), max_seq_len=max_seq_len, nsp=nsp,
                           samples_per_shard=samples_per_shard, seed=seed, docs_per_line=docs_per_line,
-                          pool_docs=pool_docs, max_line_bytes=max_line_bytes)
+                          pool_docs=pool_docs, max_line_bytes=max_line_bytes, split_bytes=split_bytes)
     except ValueError as error:
         fail(str(error))
     try:

@@ -1,4 +1,5 @@
-"""File access for pipelines through Beam's FileSystems (local paths, gs://, s3://, ...).
+"""File access for pipelines: Beam's FileSystems (local paths, gs://, s3://, ... as Beam's extras
+provide), and fsspec for any other URL (memory://, file://, az://, ...).
 
 Corpus path expansion with clear errors, line reading that survives bad bytes and truncated
 archives, and atomic writes (temporary name, then rename) so readers never see partial files.
@@ -10,6 +11,7 @@ import bz2
 import gzip
 import io
 import os
+import posixpath
 import shutil
 import uuid
 import zlib
@@ -59,23 +61,48 @@ def record_format(path: str) -> str:
 
 @dataclass(frozen=True)
 class LineRead:
-    """One physical line: its bytes (None when longer than the limit) and its 1-based number."""
+    """One physical line: its bytes (None when longer than the limit), its 1-based number in this read
+    (the file's line number when reading from the start) and the byte offset where it starts in the
+    decompressed file (Parquet: the row index)."""
 
     number: int
     data: bytes | None
+    offset: int = 0
 
 
 class ReadFailure(Exception):
     """A corpus file stopped being readable part-way (truncated or corrupt archive)."""
 
 
-def read_lines(path: str, max_line_bytes: int) -> Iterator[LineRead]:
-    """Yield the lines of `path` (decompressed by suffix), without line endings.
+def splittable(path: str) -> bool:
+    """Whether reading can start part-way into `path` (plain, uncompressed text)."""
+    return record_format(path) != "parquet" and not path.endswith((".gz", ".bz2"))
+
+
+def file_size(path: str) -> int:
+    return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+
+
+def _skip_line(reader, max_line_bytes: int) -> int:
+    """Read up to and including the next newline; returns the bytes consumed."""
+    consumed = 0
+    while True:
+        part = reader.readline(max_line_bytes + 1)
+        consumed += len(part)
+        if not part or part.endswith(b"\n"):
+            return consumed
+
+
+def read_lines(path: str, max_line_bytes: int, start: int = 0) -> Iterator[LineRead]:
+    """Yield the lines of `path` (decompressed by suffix), without line endings; with `start` > 0
+    (plain files only), the lines that begin at or after byte `start`.
 
     Lines over `max_line_bytes` are yielded with data=None and never held in memory whole.
     A truncated or corrupt archive raises ReadFailure after the lines read before the damage.
     A Parquet file yields its `text` column, a row per line (null → empty).
     """
+    if start and not splittable(path):
+        raise ValueError(f"{path}: a compressed or Parquet file is read from its start only")
     if record_format(path) == "parquet":
         yield from _parquet_rows(path, max_line_bytes)
         return
@@ -86,23 +113,47 @@ def read_lines(path: str, max_line_bytes: int) -> Iterator[LineRead]:
         reader = bz2.BZ2File(raw, mode="rb")
     else:
         reader = io.BufferedReader(raw, buffer_size=1 << 20)
-    number = 0
+    number, offset = 0, 0
     try:
+        if start:  # the line that holds byte start - 1 belongs to the reader before
+            reader.seek(start - 1)
+            offset = start - 1 + _skip_line(reader, max_line_bytes)
         while True:
             line = reader.readline(max_line_bytes + 1)
             if not line:
                 return
             number += 1
             if len(line) > max_line_bytes and not line.endswith(b"\n"):
-                while line and not line.endswith(b"\n"):  # skip the rest of the giant line
-                    line = reader.readline(1 << 20)
-                yield LineRead(number, None)
+                yield LineRead(number, None, offset)
+                offset += len(line) + _skip_line(reader, max_line_bytes)  # the rest of the giant line
                 continue
-            yield LineRead(number, line.rstrip(b"\r\n"))
+            yield LineRead(number, line.rstrip(b"\r\n"), offset)
+            offset += len(line)
     except (EOFError, OSError, zlib.error) as error:
         raise ReadFailure(f"{path}: unreadable after line {number}: {error}") from error
     finally:
         reader.close()
+
+
+def line_before_is_blank(path: str, offset: int, max_line_bytes: int) -> bool:
+    """Whether the line that ends just before byte `offset` (a line start in a plain file) is blank
+    as read_lines sees it (whitespace only, and not over `max_line_bytes`); True at the file's start."""
+    if offset == 0:
+        return True
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        position, scanned = offset - 1, 0  # byte offset - 1 is the line's newline
+        while position > 0:
+            step = min(4096, position)
+            handle.seek(position - step)
+            chunk = handle.read(step)
+            for byte in reversed(chunk):
+                if byte == 0x0A:
+                    return True
+                if byte not in b" \t\r\x0b\x0c" or scanned >= max_line_bytes:
+                    return False
+                scanned += 1
+            position -= step
+    return True
 
 
 def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
@@ -118,11 +169,62 @@ def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
                 raise ReadFailure(f"{path}: no {PARQUET_TEXT_COLUMN!r} column (columns: {', '.join(columns)})")
             for batch in parquet.iter_batches(columns=[PARQUET_TEXT_COLUMN], batch_size=4096):
                 for value in batch.column(0).to_pylist():
-                    number += 1
                     data = b"" if value is None else str(value).encode("utf-8")
-                    yield LineRead(number, data if len(data) <= max_line_bytes else None)
+                    yield LineRead(number + 1, data if len(data) <= max_line_bytes else None, number)
+                    number += 1
         except (pa.ArrowException, OSError) as error:
             raise ReadFailure(f"{path}: unreadable Parquet after row {number}: {error}") from error
+
+
+def _fsspec(path: str):
+    """(fsspec filesystem, its path) for a URL Beam's FileSystems has no filesystem for; None otherwise."""
+    try:
+        FileSystems.get_filesystem(path)
+        return None
+    except ValueError:
+        import fsspec
+
+        return fsspec.core.url_to_fs(path)
+
+
+def open_to_read(path: str):
+    located = _fsspec(path)
+    if located:
+        return located[0].open(located[1], "rb")
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def open_to_write(path: str):
+    located = _fsspec(path)
+    if located:
+        fs, inner = located
+        fs.makedirs(posixpath.dirname(inner), exist_ok=True)
+        return fs.open(inner, "wb")
+    return FileSystems.create(path)
+
+
+def path_exists(path: str) -> bool:
+    located = _fsspec(path)
+    return located[0].exists(located[1]) if located else FileSystems.exists(path)
+
+
+def matching_paths(pattern: str) -> list[str]:
+    """The files matching a glob, as full paths or URLs."""
+    located = _fsspec(pattern)
+    if located:
+        fs, inner = located
+        return [fs.unstrip_protocol(found) for found in fs.glob(inner) if fs.isfile(found)]
+    return [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+
+
+def delete_paths(paths: list[str]) -> None:
+    """Delete files and directories (with what they hold) that exist."""
+    for path in paths:
+        located = _fsspec(path)
+        if located and located[0].exists(located[1]):
+            located[0].rm(located[1], recursive=True)
+        elif not located and FileSystems.exists(path):
+            FileSystems.delete([path])
 
 
 def _replace(tmp: str, path: str) -> None:
@@ -133,15 +235,18 @@ def _replace(tmp: str, path: str) -> None:
     if FileSystems.get_scheme(path) is None:
         os.replace(tmp, path)
         return
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    delete_paths([path])
+    located = _fsspec(path)
+    if located:
+        located[0].mv(_fsspec(tmp)[1], located[1])
+    else:
+        FileSystems.rename([tmp], [path])
 
 
 def write_atomically(path: str, data: bytes) -> None:
     """Write `data` to `path` through a temporary name and a rename (no partial file)."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with FileSystems.create(tmp) as handle:
+    with open_to_write(tmp) as handle:
         handle.write(data)
     _replace(tmp, path)
 
@@ -152,7 +257,7 @@ def move_local_file(local: str, path: str) -> None:
     if FileSystems.get_scheme(path) is None and os.path.isdir(os.path.dirname(path) or "."):
         shutil.move(local, tmp)
     else:
-        with open(local, "rb") as source, FileSystems.create(tmp) as handle:
+        with open(local, "rb") as source, open_to_write(tmp) as handle:
             shutil.copyfileobj(source, handle, 1 << 20)
         os.remove(local)
     _replace(tmp, path)
@@ -161,14 +266,17 @@ def move_local_file(local: str, path: str) -> None:
 def clear_previous_outputs(out: str, marker: str, stale_patterns: tuple[str, ...]) -> None:
     """Make `out` if missing; delete its completion `marker` first (readers then refuse the
     directory), then what a previous run left (globs relative to `out`), so reruns are safe."""
-    if not FileSystems.exists(out):
+    located = _fsspec(out)
+    if located:
+        located[0].makedirs(located[1], exist_ok=True)
+    elif not FileSystems.exists(out):
         FileSystems.mkdirs(out)
     stale = [f"{out}/{marker}"]
     for pattern in stale_patterns:
-        stale += [m.path for r in FileSystems.match([f"{out}/{pattern}"]) for m in r.metadata_list]
-    FileSystems.delete([path for path in stale if FileSystems.exists(path)])
+        stale += matching_paths(f"{out}/{pattern}")
+    delete_paths(stale)
 
 
 def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_to_read(path) as handle:
         return handle.read()

@@ -44,30 +44,6 @@ class Segment:
                        self.coarse_offsets[start:stop])
 
 
-def pack_segments(segments: list[Segment]) -> bytes:
-    """Segments as one int32 buffer (count, lengths, then every array): cheap to shuffle."""
-    fine = [len(s.fine_ids) for s in segments]
-    coarse = [len(s.coarse_ids) for s in segments]
-    parts = [np.array([len(segments), *fine, *coarse], dtype=np.int32)]
-    for segment in segments:
-        parts += [segment.fine_ids, segment.coarse_ids, segment.coarse_ends, segment.fine_offsets.ravel(),
-                  segment.coarse_offsets.ravel()]
-    return np.concatenate([np.asarray(p, dtype=np.int32) for p in parts]).tobytes()
-
-
-def unpack_segments(packed: bytes) -> list[Segment]:
-    flat = np.frombuffer(packed, dtype=np.int32)
-    count = int(flat[0])
-    fine, coarse = flat[1:1 + count], flat[1 + count:1 + 2 * count]
-    position, segments = 1 + 2 * count, []
-    for lf, lc in zip(fine.tolist(), coarse.tolist(), strict=True):
-        ends = np.cumsum([position + lf, lc, lc, 2 * lf, 2 * lc])
-        segments.append(Segment(flat[position:ends[0]], flat[ends[0]:ends[1]], flat[ends[1]:ends[2]],
-                                flat[ends[2]:ends[3]].reshape(lf, 2), flat[ends[3]:ends[4]].reshape(lc, 2)))
-        position = int(ends[4])
-    return segments
-
-
 def segment_of(example, shift: int) -> Segment | None:
     """An AlignedExample of one sentence ([CLS] text [SEP]) → its Segment with offsets shifted by
     `shift` characters; None when the sentence has no tokens."""

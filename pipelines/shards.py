@@ -5,6 +5,14 @@
 OUT gets shard-00000.tar … (each `<key>.aex` member is one example; vocab/aligned_codec.py reads them)
 and manifest.json, written last (DESIGN.md, "Shard set"). Same input, options and seed give
 byte-identical shards and manifest whatever the runner or the number of workers.
+
+Two stages. CorpusToRuns: one task per corpus split (plain files cut every `split_bytes`, compressed
+and Parquet files whole) reads its documents, tokenizes them, makes examples (NSP pools: `pool_docs`
+consecutive documents of the split) and writes them encoded and sorted by key to run files in
+OUT/.work (pipelines/example_runs.py). RunsToShards: ceil(examples / samples_per_shard) shards, shard i
+holding the i-th equal slice of the 64-bit key space, each read from every run and written in key
+order. Only file names and counts cross the runner's shuffles, so a local runner's memory does not
+grow with the corpus.
 """
 
 from __future__ import annotations
@@ -20,28 +28,31 @@ import time
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import Count, SplitCounters, WriteCounters, counter, with_prefix
 from pipelines.corpus import decode_line, read_in_batches
+from pipelines.example_runs import RunRecord, RunWriter, key_range, read_index, read_key_range
 from pipelines.files import (
     ReadFailure,
     clear_previous_outputs,
+    delete_paths,
     expand_corpus_paths,
+    file_size,
+    line_before_is_blank,
+    matching_paths,
     move_local_file,
     read_bytes,
     read_lines,
     record_format,
+    splittable,
     write_atomically,
 )
 from pipelines.pretraining_examples import (
+    Segment,
     contiguous_examples,
-    pack_segments,
     pair_examples,
     segment_of,
-    stable_hash,
     truncate_segment,
-    unpack_segments,
 )
 from pipelines.runner import beam_pipeline
 from vocab.aligned_codec import encode_example, write_encoded_tar
@@ -62,40 +73,47 @@ class ShardConfig:
     samples_per_shard: int = 10_000
     seed: int = 12345
     docs_per_line: bool = False
-    pool_docs: int = 1000  # documents that share a pool of random next segments (NSP)
+    pool_docs: int = 1000  # NSP: consecutive documents of a split that share a pool of random next segments
     max_line_bytes: int = 1 << 20
+    split_bytes: int = 0  # plain files are read in pieces of this size, one task each; 0: auto_split_bytes
+    run_bytes: int = 64 << 20  # examples a task holds before writing a sorted run (memory, not output)
 
     def __post_init__(self):
         if not 8 <= self.max_seq_len <= 65_535:
             raise ValueError(f"--max-seq-len must be between 8 and 65535, got {self.max_seq_len}")
-        if self.samples_per_shard < 1 or self.pool_docs < 1:
-            raise ValueError("--samples-per-shard and --pool-docs must be positive")
+        if min(self.samples_per_shard, self.pool_docs, self.run_bytes) < 1 or self.split_bytes < 0:
+            raise ValueError("--samples-per-shard and --pool-docs must be positive, --split-bytes ≥ 0 (0: auto)")
 
     @property
     def work_dir(self) -> str:
         return f"{self.out}/.work"
 
     def manifest_options(self) -> dict:
-        """The options that decide the shards' bytes (not where they go)."""
-        options = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("vocab", "corpus", "out")}
+        """The options that decide the shards' bytes (not where they go, nor memory use)."""
+        options = {k: v for k, v in dataclasses.asdict(self).items()
+                   if k not in ("vocab", "corpus", "out", "run_bytes")}
         return {**options, "corpus": list(self.corpus)}
 
 
 @dataclass(frozen=True)
 class RawDocument:
-    doc_id: str  # "<path relative to the corpus root>:<first line>"
+    doc_id: str  # "<path relative to the corpus root>:<byte offset of its first line>" (Parquet: row index)
     fmt: str
     lines: tuple[bytes | None, ...]
 
 
 @dataclass(frozen=True)
-class TokenizedDocument:
-    doc_id: str
-    packed: bytes  # pretraining_examples.pack_segments of its sentences
+class CorpusSplit:
+    """The documents of `path` whose first line starts in [start, end) (end None: to the end)."""
+
+    index: int  # its place in the list of splits: names its run files
+    path: str
+    start: int = 0
+    end: int | None = None
 
     @property
-    def segments(self) -> list:
-        return unpack_segments(self.packed)
+    def last(self) -> bool:
+        return self.end is None
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -104,25 +122,60 @@ def corpus_root(paths: list[str]) -> str:
     return posixpath.dirname(paths[0]) if len(paths) == 1 else posixpath.commonpath(paths)
 
 
-def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int):
-    """RawDocuments of one file: a line each (jsonl, parquet rows, or `docs_per_line`), else blank-line separated
-    paragraphs. Raises ReadFailure after yielding what was readable."""
+def auto_split_bytes(plain_bytes: int) -> int:
+    """About 256 pieces of the plain files, each 1 MiB to 1 GiB: enough tasks to keep workers evenly
+    busy, few enough that run files stay few (every shard reads from every run)."""
+    return min(max(-(-plain_bytes // 256), 1 << 20), 1 << 30)
+
+
+def corpus_splits(paths: list[str], split_bytes: int) -> tuple[list[CorpusSplit], int]:
+    """(splits, split_bytes used): plain files in pieces of `split_bytes` (0: auto_split_bytes);
+    compressed and Parquet files whole (they cannot be entered part-way). Depends only on the files
+    and `split_bytes`, never on the runner."""
+    sizes = {path: file_size(path) if splittable(path) else 0 for path in paths}
+    split_bytes = split_bytes or auto_split_bytes(sum(sizes.values()))
+    splits: list[CorpusSplit] = []
+    for path in paths:
+        starts = list(range(0, sizes[path], split_bytes)) or [0]
+        for number, start in enumerate(starts):
+            end = starts[number + 1] if number + 1 < len(starts) else None
+            splits.append(CorpusSplit(len(splits), path, start, end))
+    return splits, split_bytes
+
+
+def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int, start: int = 0,
+                 end: int | None = None):
+    """RawDocuments of one file, or of its split [start, end): a line each (jsonl, parquet rows, or
+    `docs_per_line`), else blank-line separated paragraphs. A document belongs to the split where its
+    first line starts. Raises ReadFailure after yielding what was readable."""
     fmt = record_format(path)
     name = posixpath.relpath(path, root) if root else path
     one_per_line = docs_per_line or fmt in ("jsonl", "parquet")
     lines: list[bytes | None] = []
     first = 0
+    after_blank = None  # paragraphs: whether the line before the current one is blank (None: not known yet)
     try:
-        for line in read_lines(path, max_line_bytes):
+        for line in read_lines(path, max_line_bytes, start):
             if one_per_line:
-                yield RawDocument(f"{name}:{line.number}", fmt, (line.data,))
-            elif line.data is not None and not line.data.strip():
+                if end is not None and line.offset >= end:
+                    return
+                yield RawDocument(f"{name}:{line.offset}", fmt, (line.data,))
+                continue
+            if after_blank is None:
+                after_blank = line_before_is_blank(path, line.offset, max_line_bytes)
+            blank = line.data is not None and not line.data.strip()
+            if blank:
                 if lines:
                     yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
                 lines = []
-            else:
-                first = first if lines else line.number
+            elif lines:
                 lines.append(line.data)
+            elif after_blank:  # a document starts here
+                if end is not None and line.offset >= end:
+                    return
+                first = line.offset
+                lines.append(line.data)
+            after_blank = blank  # a document started before `start` is skipped: the split before reads it
     except ReadFailure:
         if lines:  # the paragraph read before the damage
             yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
@@ -133,36 +186,6 @@ def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int)
 
 def _document_bytes(document: RawDocument) -> int:
     return sum(len(line) for line in document.lines if line is not None)
-
-
-class _ReadDocuments(beam.DoFn):
-    def __init__(self, root: str, docs_per_line: bool, max_line_bytes: int, batch_bytes: int):
-        self._args = (root, docs_per_line, max_line_bytes)
-        self._batch_bytes = batch_bytes
-
-    def process(self, path: str):
-        documents = documents_of(path, *self._args)
-        for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
-            yield batch if isinstance(batch, Count) else tuple(batch)
-
-
-class ReadDocuments(beam.PTransform):
-    """Corpus file paths → batches (tuples) of RawDocuments of about `batch_bytes`, spread over
-    workers, plus Counts."""
-
-    def __init__(self, paths: list[str], docs_per_line: bool, max_line_bytes: int, batch_bytes: int = 1 << 20):
-        super().__init__()
-        self._paths = paths
-        self._fn = _ReadDocuments(corpus_root(paths), docs_per_line, max_line_bytes, batch_bytes)
-
-    def expand(self, pbegin):
-        documents, counts = (
-            pbegin
-            | "Paths" >> beam.Create(self._paths)
-            | "Read" >> beam.ParDo(self._fn)
-            | "SplitCounters" >> SplitCounters()
-        )
-        return documents | "Spread" >> beam.Reshuffle(), counts
 
 
 # -- tokenizing -------------------------------------------------------------------------------
@@ -181,16 +204,25 @@ def document_sentences(document: RawDocument) -> tuple[list[tuple[int, str]], di
     return sentences, dropped, kept
 
 
-class _TokenizeDocuments(beam.DoFn):
-    def __init__(self, vocab: str, max_segment_tokens: int):
-        self._vocab = vocab
-        self._max_segment_tokens = max_segment_tokens
-        self._tokenizer = None
+class Tally(dict):
+    """Counter name → amount for one task; emitted as Count elements when the task ends."""
 
-    def setup(self):
+    def add(self, name: str, amount: int = 1) -> None:
+        if amount:
+            self[name] = self.get(name, 0) + amount
+
+    def counts(self):
+        return [counter(name, amount) for name, amount in sorted(self.items())]
+
+
+class DocumentTokenizer:
+    """RawDocuments → (document id, aligned sentence Segments), counting lines, sentences and drops."""
+
+    def __init__(self, vocab: str, max_segment_tokens: int):
         from vocab.multigrained import MultiGrainedTokenizer
 
-        self._tokenizer = MultiGrainedTokenizer.from_artifact(self._vocab)
+        self._tokenizer = MultiGrainedTokenizer.from_artifact(vocab)
+        self._max_segment_tokens = max_segment_tokens
 
     def _encode(self, texts: list[str]):
         """Encoded sentences; a sentence the tokenizer refuses is None (counted, never a crash)."""
@@ -209,132 +241,121 @@ class _TokenizeDocuments(beam.DoFn):
                     encoded.append(None)
             return encoded
 
-    def process(self, batch: tuple[RawDocument, ...]):
-        counts: dict[str, int] = {"documents_read": len(batch)}
-        add = lambda name, amount=1: counts.__setitem__(name, counts.get(name, 0) + amount)  # noqa: E731
+    def tokenize(self, batch: list[RawDocument], tally: Tally) -> list[tuple[str, list[Segment]]]:
+        tally.add("documents_read", len(batch))
         split = [document_sentences(document) for document in batch]
         encoded = iter(self._encode([text for sentences, _d, _k in split for _s, text in sentences]))
+        documents = []
         for document, (sentences, dropped, kept_lines) in zip(batch, split, strict=True):
-            add("lines_read", len(document.lines))
+            tally.add("lines_read", len(document.lines))
             for reason, amount in dropped.items():
-                add(f"lines_dropped.{reason}", amount)
+                tally.add(f"lines_dropped.{reason}", amount)
             segments = []
             for start, _text in sentences:
                 sentence = next(encoded)
                 if sentence is None:
-                    add("sentences_dropped.tokenizer_error")
+                    tally.add("sentences_dropped.tokenizer_error")
                     continue
                 segment = segment_of(sentence, start)
                 if segment is None:
                     continue
                 cut = truncate_segment(segment, self._max_segment_tokens)
                 if len(cut.coarse_ids) < len(segment.coarse_ids):
-                    add("sentences_truncated")
-                    add("fine_tokens_truncated", len(segment) - len(cut))
+                    tally.add("sentences_truncated")
+                    tally.add("fine_tokens_truncated", len(segment) - len(cut))
                 if len(cut):
                     segments.append(cut)
             if not segments:
                 worst = min(dropped, key=lambda r: (-dropped[r], r)) if dropped else ""
-                add(f"documents_dropped.{'empty' if kept_lines or not dropped else f'all_lines_{worst}'}")
+                tally.add(f"documents_dropped.{'empty' if kept_lines or not dropped else f'all_lines_{worst}'}")
                 continue
-            add("documents_kept")
-            add("sentences", len(segments))
-            yield TokenizedDocument(document.doc_id, pack_segments(segments))
-        for name, amount in counts.items():
-            yield counter(name, amount)
-
-
-class TokenizeDocuments(beam.PTransform):
-    """Batches of RawDocuments → TokenizedDocument (sentences as aligned Segments), plus Counts."""
-
-    def __init__(self, vocab: str, max_segment_tokens: int):
-        super().__init__()
-        self._fn = _TokenizeDocuments(vocab, max_segment_tokens)
-
-    def expand(self, documents):
-        return documents | "Tokenize" >> beam.ParDo(self._fn) | "SplitCounters" >> SplitCounters()
+            tally.add("documents_kept")
+            tally.add("sentences", len(segments))
+            documents.append((document.doc_id, segments))
+        return documents
 
 
 # -- examples ---------------------------------------------------------------------------------
-def _example_counts(examples, truncated: int = 0, dropped: int = 0):
-    counts = {"examples": len(examples), "fine_tokens": sum(len(e.fine_ids) for e in examples),
-              "coarse_tokens": sum(len(e.coarse_ids) for e in examples), "pairs_truncated": truncated,
-              "pairs_dropped": dropped}
+def count_examples(examples, tally: Tally) -> None:
+    tally.add("examples", len(examples))
+    tally.add("fine_tokens", sum(len(e.fine_ids) for e in examples))
+    tally.add("coarse_tokens", sum(len(e.coarse_ids) for e in examples))
     for example in examples:
         if example.nsp_label >= 0:
-            name = f"nsp_label.{example.nsp_label}"
-            counts[name] = counts.get(name, 0) + 1
-    return [counter(name, amount) for name, amount in counts.items() if amount]
+            tally.add(f"nsp_label.{example.nsp_label}")
 
 
-def _contiguous(document: TokenizedDocument, seed: int, max_seq_len: int, cls_id: int, sep_id: int):
-    examples = contiguous_examples(document.doc_id, document.segments, seed, max_seq_len, cls_id, sep_id)
-    yield from _example_counts(examples)
-    yield from examples
+class _SplitToRuns(beam.DoFn):
+    """A CorpusSplit → RunRecords of its examples, encoded and sorted by key, then its Counts.
+    NSP pools are `pool_docs` consecutive kept documents of the split."""
 
-
-class _PairsFromPool(beam.DoFn):
-    def __init__(self, seed: int, max_seq_len: int, cls_id: int, sep_id: int):
-        self._args = (seed, max_seq_len, cls_id, sep_id)
-
-    def process(self, keyed):
-        _pool, documents = keyed
-        pool = {document.doc_id: document.segments for _order, document in documents}
-        pool_ids = sorted(pool)
-        for doc_id in pool_ids:
-            examples, truncated, dropped = pair_examples(doc_id, pool[doc_id], pool, *self._args, pool_ids=pool_ids)
-            yield from _example_counts(examples, truncated, dropped)
-            yield from examples
-
-
-class DealIntoChunks(beam.PTransform):
-    """(sort key, element) → (chunk index, (sort key, element)): the elements in sort-key order dealt into
-    consecutive chunks of `size`. Exact and runner-independent: the sort keys (short strings) are
-    gathered on one worker and joined back, with no side inputs (the DaskRunner miscounts those)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self._size = size
-
-    def expand(self, keyed):
-        size = self._size
-        chunk_of_key = (
-            keyed
-            | "SortKeys" >> beam.Map(lambda kv: (None, kv[0]))
-            | "GatherKeys" >> beam.GroupByKey()
-            | "Rank" >> beam.FlatMap(lambda kv: ((key, rank // size) for rank, key in enumerate(sorted(kv[1]))))
-        )
-        return (
-            {"chunk": chunk_of_key, "element": keyed}
-            | "Join" >> beam.CoGroupByKey()
-            | "WithChunk" >> beam.FlatMap(lambda kv: ((kv[1]["chunk"][0], (kv[0], e)) for e in kv[1]["element"]))
-        )
-
-
-class MakeExamples(beam.PTransform):
-    """TokenizedDocument → ShardExample, plus Counts. With NSP, documents are dealt into pools of
-    `pool_docs` in the order of a hash of (seed, document id); random next segments come from the pool."""
-
-    def __init__(self, cfg: ShardConfig, cls_id: int, sep_id: int):
-        super().__init__()
+    def __init__(self, cfg: ShardConfig, root: str, cls_id: int, sep_id: int, batch_bytes: int = 1 << 20):
         self._cfg = cfg
+        self._root = root
         self._ids = (cls_id, sep_id)
+        self._batch_bytes = batch_bytes
+        self._tokenizer = None
 
-    def expand(self, documents):
-        cfg = self._cfg
-        if not cfg.nsp:
-            return (
-                documents
-                | "Contiguous" >> beam.FlatMap(_contiguous, cfg.seed, cfg.max_seq_len, *self._ids)
-                | "SplitCounters" >> SplitCounters()
-            )
-        seed = cfg.seed
+    def setup(self):
+        self._tokenizer = DocumentTokenizer(self._cfg.vocab, self._cfg.max_seq_len - (3 if self._cfg.nsp else 2))
+
+    def _pairs(self, pool: list[tuple[str, list[Segment]]], runs: RunWriter, tally: Tally) -> None:
+        segments = dict(pool)
+        pool_ids = sorted(segments)
+        for doc_id, _segments in pool:
+            examples, truncated, dropped = pair_examples(doc_id, segments[doc_id], segments, self._cfg.seed,
+                                                         self._cfg.max_seq_len, *self._ids, pool_ids=pool_ids)
+            tally.add("pairs_truncated", truncated)
+            tally.add("pairs_dropped", dropped)
+            self._keep(examples, runs, tally)
+
+    @staticmethod
+    def _keep(examples, runs: RunWriter, tally: Tally) -> None:
+        count_examples(examples, tally)
+        for example in examples:
+            runs.add(example.key, encode_example(example))
+
+    def process(self, split: CorpusSplit):
+        cfg, tally = self._cfg, Tally()
+        runs = RunWriter(f"{cfg.work_dir}/runs/{split.index:06d}", cfg.run_bytes)
+        pool: list[tuple[str, list[Segment]]] = []
+        documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start,
+                                 split.end)
+        for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
+            if isinstance(batch, Count):
+                if batch.name != "files_read" or split.last:  # a file is read when its last split is
+                    tally.add(batch.name, batch.amount)
+                continue
+            for doc_id, segments in self._tokenizer.tokenize(batch, tally):
+                if not cfg.nsp:
+                    self._keep(contiguous_examples(doc_id, segments, cfg.seed, cfg.max_seq_len, *self._ids),
+                               runs, tally)
+                    continue
+                pool.append((doc_id, segments))
+                if len(pool) == cfg.pool_docs:
+                    self._pairs(pool, runs, tally)
+                    pool = []
+        if pool:
+            self._pairs(pool, runs, tally)
+        yield from runs.close()
+        yield from tally.counts()
+
+
+class CorpusToRuns(beam.PTransform):
+    """pbegin → RunRecords of every example (tokenized, paired or packed, encoded), plus Counts.
+    One task per CorpusSplit; examples never cross the runner's shuffle."""
+
+    def __init__(self, cfg: ShardConfig, splits: list[CorpusSplit], root: str, cls_id: int, sep_id: int):
+        super().__init__()
+        self._splits = splits
+        self._fn = _SplitToRuns(cfg, root, cls_id, sep_id)
+
+    def expand(self, pbegin):
         return (
-            documents
-            | "PoolOrder" >> beam.Map(lambda d: (stable_hash("pool", seed, d.doc_id).hex()[:16] + d.doc_id, d))
-            | "DealIntoPools" >> DealIntoChunks(cfg.pool_docs)
-            | "GatherPools" >> beam.GroupByKey()
-            | "Pairs" >> beam.ParDo(_PairsFromPool(cfg.seed, cfg.max_seq_len, *self._ids))
+            pbegin
+            | "Splits" >> beam.Create(self._splits)
+            | "Spread" >> beam.Reshuffle()
+            | "ExamplesToRuns" >> beam.ParDo(self._fn)
             | "SplitCounters" >> SplitCounters()
         )
 
@@ -344,14 +365,41 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}.tar"
 
 
+class _PlanShards(beam.DoFn):
+    """All RunRecords → WORK/runs.json and (shard, shard count): ceil(examples / samples_per_shard)
+    shards, each an equal slice of the key space."""
+
+    def __init__(self, work_dir: str, samples_per_shard: int):
+        self._work_dir = work_dir
+        self._samples_per_shard = samples_per_shard
+
+    def process(self, keyed):
+        _key, records = keyed
+        records = sorted(records)
+        write_atomically(f"{self._work_dir}/runs.json", json.dumps([[r.path, r.count] for r in records]).encode())
+        shards = -(-sum(r.count for r in records) // self._samples_per_shard)
+        for index in range(shards):
+            yield index, shards
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, out: str, work_dir: str):
         self._out = out
         self._work_dir = work_dir
+        self._runs: list[tuple[RunRecord, object]] | None = None
 
-    def process(self, keyed):
-        index, samples = keyed
-        samples = sorted(samples)  # (key, bytes): sample-key order
+    def _load_runs(self):
+        """The run records and their indexes, read once per worker."""
+        if self._runs is None:
+            records = [RunRecord(path, count) for path, count in json.loads(read_bytes(f"{self._work_dir}/runs.json"))]
+            self._runs = [(record, read_index(record)) for record in records]
+        return self._runs
+
+    def process(self, planned):
+        index, shards = planned
+        lo, hi = key_range(index, shards)
+        samples = sorted(pair for record, run_index in self._load_runs()
+                         for pair in read_key_range(record, run_index, lo, hi))
         handle, local = tempfile.mkstemp(suffix=".tar")
         try:
             with os.fdopen(handle, "wb") as tar_file:
@@ -371,37 +419,34 @@ class _WriteShard(beam.DoFn):
         yield counter("samples_written", count)
 
 
-class WriteShards(beam.PTransform):
-    """ShardExample → shard-NNNNN.tar files of `samples_per_shard` examples each (the last one fewer),
-    in sample-key order, and a record per shard in WORK/shards; yields Counts. Examples travel
-    encoded (bytes shuffle cheaply)."""
+class RunsToShards(beam.PTransform):
+    """RunRecords → shard-NNNNN.tar files (about `samples_per_shard` examples each, in key order; shard i
+    holds the i-th slice of the key space) and a record per shard in WORK/shards; yields Counts."""
 
     def __init__(self, out: str, work_dir: str, samples_per_shard: int):
         super().__init__()
-        self._fn = _WriteShard(out, work_dir)
-        self._samples_per_shard = samples_per_shard
+        self._plan = _PlanShards(work_dir, samples_per_shard)
+        self._write = _WriteShard(out, work_dir)
 
-    def expand(self, examples):
+    def expand(self, runs):
         return (
-            examples
-            | "Encode" >> beam.Map(lambda example: (example.key, encode_example(example)))
-            | "DealIntoShards" >> DealIntoChunks(self._samples_per_shard)
-            | "GatherShards" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(self._fn)
+            runs
+            | "OneKey" >> beam.Map(lambda record: (None, record))
+            | "GatherRuns" >> beam.GroupByKey()
+            | "Plan" >> beam.ParDo(self._plan)
+            | "Spread" >> beam.Reshuffle()
+            | "Write" >> beam.ParDo(self._write)
         )
 
 
-def build_pipeline(p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], cls_id: int, sep_id: int) -> None:
-    """Wire the stages: read documents → tokenize → examples → shards; the counters file is last."""
-    documents, read_counters = p | "ReadDocuments" >> ReadDocuments(corpus_files, cfg.docs_per_line,
-                                                                     cfg.max_line_bytes)
-    tokenized, tokenize_counters = documents | "TokenizeDocuments" >> TokenizeDocuments(
-        cfg.vocab, cfg.max_seq_len - (3 if cfg.nsp else 2))
-    examples, example_counters = tokenized | "MakeExamples" >> MakeExamples(cfg, cls_id, sep_id)
-    written = examples | "WriteShards" >> WriteShards(cfg.out, cfg.work_dir, cfg.samples_per_shard)
+def build_pipeline(p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], splits: list[CorpusSplit],
+                   cls_id: int, sep_id: int) -> None:
+    """Wire the stages: corpus splits → sorted runs of examples → shards; the counters file is last."""
+    runs, example_counters = p | "CorpusToRuns" >> CorpusToRuns(cfg, splits, corpus_root(corpus_files), cls_id,
+                                                                 sep_id)
+    written = runs | "RunsToShards" >> RunsToShards(cfg.out, cfg.work_dir, cfg.samples_per_shard)
     # the one sink every branch feeds (the DaskRunner runs only what the last transform needs)
-    (read_counters, tokenize_counters, example_counters, written) | "WriteCounters" >> WriteCounters(
-        f"{cfg.work_dir}/counters.json")
+    (example_counters, written) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
 
 
 # -- the manifest -----------------------------------------------------------------------------
@@ -446,17 +491,20 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, flo
     artifact = verify_artifact(cfg.vocab)
     tokenizer = MultiGrainedTokenizer.from_artifact(cfg.vocab, verify=False)  # fails early on a bad artifact
     corpus_files = expand_corpus_paths(list(cfg.corpus))
+    splits, split_bytes = corpus_splits(corpus_files, cfg.split_bytes)
+    cfg = dataclasses.replace(cfg, split_bytes=split_bytes)  # the manifest records the size used
     # the manifest goes first (a reader then refuses the directory), then shards and work files
     clear_previous_outputs(cfg.out, MANIFEST, (".work/**", "shard-*.tar", "shard-*.tar.tmp-*"))
     started = time.monotonic()
     with beam_pipeline(beam_args) as pipeline:
-        build_pipeline(pipeline, cfg, corpus_files, tokenizer.cls_id, tokenizer.sep_id)
+        build_pipeline(pipeline, cfg, corpus_files, splits, tokenizer.cls_id, tokenizer.sep_id)
     counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
-    records = [m.path for r in FileSystems.match([f"{cfg.work_dir}/shards/*.json"]) for m in r.metadata_list]
+    records = matching_paths(f"{cfg.work_dir}/shards/*.json")
     shards = sorted((json.loads(read_bytes(path)) for path in records), key=lambda s: s["name"])
-    if [s["name"] for s in shards] != [shard_name(i) for i in range(len(shards))]:
+    planned = -(-counters.get("examples", 0) // cfg.samples_per_shard)
+    if [s["name"] for s in shards] != [shard_name(i) for i in range(planned)]:
         raise RuntimeError(f"the runner lost shards: records {[s['name'] for s in shards]}; rerun the command")
     manifest = build_manifest(counters, shards, cfg, artifact, corpus_files)
-    FileSystems.delete([cfg.work_dir])
+    delete_paths([cfg.work_dir])
     write_atomically(f"{cfg.out}/{MANIFEST}", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     return manifest, time.monotonic() - started

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,8 +66,11 @@ def shard_urls(directory: str, expect_vocab_id: str | None = None) -> list[str]:
 
 
 def shard_examples(path: str) -> Iterator[ShardExample]:
-    """Every example of one shard file, in order; CodecError names the sample key."""
-    with tarfile.open(path, mode="r:") as tar:
+    """Every example of one shard file (a local path or an fsspec URL), in order; CodecError names the
+    sample key."""
+    import fsspec
+
+    with fsspec.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
         for member in tar:
             key, _, suffix = member.name.rpartition(".")
             if suffix != FIELD or not member.isfile():
@@ -75,8 +79,10 @@ def shard_examples(path: str) -> Iterator[ShardExample]:
 
 
 def _file_sha256(path: str) -> str:
+    import fsspec
+
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with fsspec.open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -94,20 +100,25 @@ def example_faults(example: ShardExample, max_seq_len: int, fine_size: int, coar
 
 
 def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault], int]:
-    """Check every shard against the manifest (sha256, sample count) and every sample (decoding,
-    alignment, lengths, id ranges). Returns (faults, samples checked); stops after `max_faults`."""
+    """Check every shard of a set (a local directory or an fsspec URL) against the manifest (sha256,
+    sample count) and every sample (decoding, alignment, lengths, id ranges). Returns (faults, samples
+    checked); stops after `max_faults`."""
+    import fsspec
+
     manifest = read_manifest(directory)
+    fs, root = fsspec.core.url_to_fs(directory)
+    present = {posixpath.basename(path.rstrip("/")) for path in fs.ls(root, detail=False)}
     max_seq_len = manifest["options"]["max_seq_len"]
     sizes = manifest["vocab"]["sizes"]
     faults: list[Fault] = []
     checked = 0
     listed = {shard["name"] for shard in manifest["shards"]}
-    for name in sorted(set(os.listdir(directory)) - listed):
+    for name in sorted(present - listed):
         if name.startswith("shard-") and name.endswith(".tar"):
             faults.append(Fault(name, "", "a shard file the manifest does not list"))
     for shard in manifest["shards"]:
-        path = os.path.join(directory, shard["name"])
-        if not os.path.exists(path):
+        path = shard_path(directory, shard["name"])
+        if shard["name"] not in present:
             faults.append(Fault(shard["name"], "", "missing"))
             continue
         if _file_sha256(path) != shard["sha256"]:

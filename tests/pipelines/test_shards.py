@@ -11,6 +11,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from vocab.shard_set import ShardSetError, read_manifest, shard_examples, shard_
 
 REPO = Path(__file__).resolve().parents[2]
 AMBERT = str(Path(sys.executable).parent / "ambert")
-EN_OPTIONS = {"samples_per_shard": 100, "max_seq_len": 64, "pool_docs": 40}  # 4 NSP pools, 8 shards
+EN_OPTIONS = {"samples_per_shard": 100, "max_seq_len": 64, "pool_docs": 40}  # 5 NSP pools, 8 shards
 
 
 def first_lines(path: Path, count: int) -> list[str]:
@@ -101,15 +102,15 @@ def test_shards_are_readable_by_plain_webdataset(en_run):
 
 def test_offsets_point_back_into_the_document(en_run, en_corpus, artifacts):
     out, manifest = en_run
-    records = (en_corpus / "records.jsonl").read_text().splitlines()
+    records = (en_corpus / "records.jsonl").read_bytes()
     fine_vocab = read_vocab_lines(f"{artifacts['en']}/fine/vocab.txt")
     matched = checked = 0
     for example in read_all(out, manifest):
         for segment, doc_id in ((0, example.doc_id), (1, example.next_doc_id)):
-            name, _, line = doc_id.rpartition(":")
+            name, _, offset = doc_id.rpartition(":")  # the byte offset of the document's first line
             if name != "records.jsonl":
                 continue
-            text = json.loads(records[int(line) - 1])["text"].lower()
+            text = json.loads(records[int(offset):].split(b"\n", 1)[0])["text"].lower()
             for token, (start, end), kind in zip(example.fine_ids, example.fine_offsets, example.fine_type,
                                                  strict=True):
                 if kind == segment and end > start:
@@ -141,6 +142,70 @@ def test_identical_bytes_with_two_workers_and_on_rerun(en_run, artifacts, en_cor
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     other = shard(artifacts["en"], [en_corpus], tmp_path / "seed", **{**EN_OPTIONS, "seed": 7})
     assert other["shards"][0]["sha256"] != manifest["shards"][0]["sha256"]
+
+
+def test_splits_and_runs_never_change_contiguous_examples(artifacts, en_corpus, tmp_path):
+    """Plain files are read in splits and examples pass through sorted runs; how finely either is cut
+    changes no byte of the shards (pairs differ only because NSP pools stay inside a split)."""
+    corpus = tmp_path / "plain"
+    corpus.mkdir()
+    (corpus / "paragraphs.txt").write_bytes(gzip.decompress((en_corpus / "paragraphs.txt.gz").read_bytes()))
+    shutil.copy(en_corpus / "records.jsonl", corpus)
+    options = {**EN_OPTIONS, "nsp": False}
+    whole = shard(artifacts["en"], [corpus], tmp_path / "whole", **options)
+    cut = shard(artifacts["en"], [corpus], tmp_path / "cut", split_bytes=1500, run_bytes=20_000, **options)
+    assert cut["shards"] == whole["shards"] and len(whole["shards"]) > 3
+    assert cut["accounting"] == whole["accounting"] and cut["totals"] == whole["totals"]
+    assert whole["accounting"]["documents"]["read"] > 100 and cut["options"]["split_bytes"] == 1500
+    paired = shard(artifacts["en"], [corpus], tmp_path / "paired", split_bytes=1500, **EN_OPTIONS)
+    assert paired["accounting"]["documents"] == whole["accounting"]["documents"]
+    assert verify_shard_set(str(tmp_path / "paired")) == ([], paired["totals"]["samples"])
+
+
+@pytest.mark.parametrize("kill_when", ["runs", "shards"])
+def test_a_killed_build_leaves_no_readable_set_and_a_rerun_completes_it(en_run, artifacts, en_corpus, tmp_path,
+                                                                        kill_when):
+    """kill -9 once run files (or the first shards) exist: no manifest, so readers refuse the
+    directory; the rerun gives the same bytes as an uninterrupted build."""
+    reference, _manifest = en_run
+    out = tmp_path / "killed"
+    command = [AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(en_corpus), "--out", str(out),
+               "--samples-per-shard", "100", "--max-seq-len", "64", "--pool-docs", "40"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pattern = ".work/runs/*.run" if kill_when == "runs" else "shard-*.tar"
+    deadline = time.monotonic() + 120
+    while not list(out.glob(pattern)) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.kill()
+    process.wait()
+    assert list(out.glob(pattern)), f"the build ended before any {pattern} appeared"
+    assert not (out / "manifest.json").exists()
+    with pytest.raises(ShardSetError, match="incomplete"):
+        read_manifest(str(out))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
+    for name in os.listdir(reference):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_output_to_an_fsspec_url(en_run, artifacts, en_corpus):
+    """OUT as a URL Beam has no filesystem for goes through fsspec (memory:// works with the
+    in-process runner); the bytes are those of a local build."""
+    import fsspec
+
+    reference, manifest = en_run
+    url = "memory://ambert-test/shards-en"
+    try:
+        remote = shard(artifacts["en"], [en_corpus], url, **EN_OPTIONS)
+        fs = fsspec.filesystem("memory")
+        names = sorted(p.rsplit("/", 1)[1] for p in fs.ls("/ambert-test/shards-en", detail=False))
+        assert names == sorted(os.listdir(reference))  # no .work left behind
+        for name in names:
+            assert fs.cat(f"/ambert-test/shards-en/{name}") == (reference / name).read_bytes(), name
+        assert remote == manifest and verify_shard_set(url) == ([], manifest["totals"]["samples"])
+    finally:
+        fsspec.filesystem("memory").rm("/ambert-test", recursive=True)
 
 
 def test_dask_runner_on_local_cluster_gives_identical_bytes(en_run, artifacts, en_corpus, tmp_path):
