@@ -227,7 +227,7 @@ def delete_paths(paths: list[str]) -> None:
             FileSystems.delete([path])
 
 
-def _replace(tmp: str, path: str) -> None:
+def replace_file(tmp: str, path: str) -> None:
     """Put the finished file `tmp` in place of `path`. On a local disk os.replace swaps it in one
     step, so a concurrent reader sees the old or the new file, never none (runners may run a
     step more than once, concurrently: retries, speculative execution; Beam's DaskRunner
@@ -248,7 +248,7 @@ def write_atomically(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     with open_to_write(tmp) as handle:
         handle.write(data)
-    _replace(tmp, path)
+    replace_file(tmp, path)
 
 
 def move_local_file(local: str, path: str) -> None:
@@ -260,7 +260,7 @@ def move_local_file(local: str, path: str) -> None:
         with open(local, "rb") as source, open_to_write(tmp) as handle:
             shutil.copyfileobj(source, handle, 1 << 20)
         os.remove(local)
-    _replace(tmp, path)
+    replace_file(tmp, path)
 
 
 def clear_previous_outputs(out: str, marker: str, stale_patterns: tuple[str, ...]) -> None:

@@ -44,6 +44,7 @@ from pipelines.files import (
     read_bytes,
     read_lines,
     record_format,
+    replace_file,
     splittable,
     write_atomically,
 )
@@ -483,6 +484,22 @@ def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifac
     }
 
 
+def drop_empty_shards(out: str, shards: list[dict]) -> list[dict]:
+    """Delete the shards whose key slice held no example (possible when --samples-per-shard is small)
+    and renumber the rest, so shard-00000 … are consecutive and none is empty. Runs before the
+    manifest exists: a run killed here is redone whole."""
+    kept: list[dict] = []
+    for shard in shards:
+        if not shard["samples"]:
+            delete_paths([f"{out}/{shard['name']}"])
+            continue
+        name = shard_name(len(kept))
+        if name != shard["name"]:
+            replace_file(f"{out}/{shard['name']}", f"{out}/{name}")
+        kept.append({**shard, "name": name})
+    return kept
+
+
 def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, float]:
     """Run the pipeline; returns (the manifest, also written to OUT/manifest.json, seconds taken)."""
     from vocab.artifact import verify_artifact
@@ -504,7 +521,7 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, flo
     planned = -(-counters.get("examples", 0) // cfg.samples_per_shard)
     if [s["name"] for s in shards] != [shard_name(i) for i in range(planned)]:
         raise RuntimeError(f"the runner lost shards: records {[s['name'] for s in shards]}; rerun the command")
-    manifest = build_manifest(counters, shards, cfg, artifact, corpus_files)
+    manifest = build_manifest(counters, drop_empty_shards(cfg.out, shards), cfg, artifact, corpus_files)
     delete_paths([cfg.work_dir])
     write_atomically(f"{cfg.out}/{MANIFEST}", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
     return manifest, time.monotonic() - started

@@ -263,6 +263,20 @@ def test_bad_input_never_crashes_and_is_accounted_for(artifacts, tmp_path, seed)
     assert verify_shard_set(str(out))[0] == []
 
 
+def test_key_slices_that_get_no_example_leave_no_empty_shard(artifacts, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(first_lines(REPO / "data" / "en" / "enwiki_sample.txt.gz", 40)) + "\n")
+    manifest = shard(artifacts["en"], [corpus], tmp_path / "out", nsp=False, docs_per_line=True,
+                     samples_per_shard=1)  # one key slice per example: about a third of them are empty
+    shards = manifest["shards"]
+    assert 0 < len(shards) < manifest["accounting"]["examples"]["made"] == manifest["totals"]["samples"]
+    assert [s["name"] for s in shards] == [f"shard-{i:05d}.tar" for i in range(len(shards))]
+    assert all(s["samples"] > 0 for s in shards)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == sorted(["manifest.json", *(s["name"] for s in shards)])
+    assert verify_shard_set(str(tmp_path / "out")) == ([], manifest["totals"]["samples"])
+
+
 def test_a_corpus_with_nothing_usable_gives_an_empty_verified_set(artifacts, tmp_path):
     corpus = tmp_path / "junk.txt"
     corpus.write_bytes(b"\xff\xfe\n\n\x00\x01\n\n   \n")
