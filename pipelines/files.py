@@ -106,7 +106,7 @@ def read_lines(path: str, max_line_bytes: int, start: int = 0) -> Iterator[LineR
     if record_format(path) == "parquet":
         yield from _parquet_rows(path, max_line_bytes)
         return
-    raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    raw = open_to_read(path)
     if path.endswith(".gz"):
         reader: io.BufferedIOBase = gzip.GzipFile(fileobj=raw, mode="rb")
     elif path.endswith(".bz2"):
@@ -140,7 +140,7 @@ def line_before_is_blank(path: str, offset: int, max_line_bytes: int) -> bool:
     as read_lines sees it (whitespace only, and not over `max_line_bytes`); True at the file's start."""
     if offset == 0:
         return True
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_to_read(path) as handle:
         position, scanned = offset - 1, 0  # byte offset - 1 is the line's newline
         while position > 0:
             step = min(4096, position)
@@ -161,7 +161,7 @@ def _parquet_rows(path: str, max_line_bytes: int) -> Iterator[LineRead]:
     import pyarrow.parquet as pq
 
     number = 0
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_to_read(path) as handle:
         try:
             parquet = pq.ParquetFile(handle)
             columns = parquet.schema_arrow.names
