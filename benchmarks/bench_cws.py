@@ -38,8 +38,11 @@ def f1(gold_lines: list[list[str]], predicted_lines: list[list[str]]) -> dict:
         gold_total += len(gold_spans)
         predicted_total += len(predicted_spans)
     precision, recall = correct / predicted_total, correct / gold_total
-    return {"precision": round(precision, 4), "recall": round(recall, 4),
-            "f1": round(2 * precision * recall / (precision + recall), 4)}
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4),
+    }
 
 
 def main() -> None:
@@ -64,21 +67,43 @@ def main() -> None:
             continue
         started = time.monotonic()
         bare = [segmenter.cut(line) for line in raw]
-        print(json.dumps({"segmenter": name, "variant": "bare segmenter, whole lines", **f1(gold, bare),
-                          "seconds": round(time.monotonic() - started, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "segmenter": name,
+                    "variant": "bare segmenter, whole lines",
+                    **f1(gold, bare),
+                    "seconds": round(time.monotonic() - started, 2),
+                }
+            ),
+            flush=True,
+        )
         with tempfile.TemporaryDirectory() as work:
-            for variant, options in (("coarse units, no vocabulary cut-off", {"min_count": 1, "max_words": 10**7}),
-                                     ("coarse units, default cut-off (72,635 words, min count 2)", {})):
+            for variant, options in (
+                ("coarse units, no vocabulary cut-off", {"min_count": 1, "max_words": 10**7}),
+                ("coarse units, default cut-off (72,635 words, min count 2)", {}),
+            ):
                 out = f"{work}/{len(options)}"
                 artifact = build_vocab(VocabConfig(lang="zh", corpus=(corpus,), out=out, segmenter=name, **options))
                 tokenizer = MultiGrainedTokenizer.from_artifact(out)
                 started = time.monotonic()
-                units = [coarse_segments(example, line) for line, example in zip(raw, tokenizer.encode_batch(raw),
-                                                                                  strict=True)]
-                print(json.dumps({"segmenter": name, "variant": variant, **f1(gold, units),
-                                  "coarse_units": artifact["sizes"]["coarse_units"],
-                                  "coarse_ratio": artifact["stats"]["corpus"]["coarse_ratio"],
-                                  "seconds": round(time.monotonic() - started, 2)}), flush=True)
+                units = [
+                    coarse_segments(example, line)
+                    for line, example in zip(raw, tokenizer.encode_batch(raw), strict=True)
+                ]
+                print(
+                    json.dumps(
+                        {
+                            "segmenter": name,
+                            "variant": variant,
+                            **f1(gold, units),
+                            "coarse_units": artifact["sizes"]["coarse_units"],
+                            "coarse_ratio": artifact["stats"]["corpus"]["coarse_ratio"],
+                            "seconds": round(time.monotonic() - started, 2),
+                        }
+                    ),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

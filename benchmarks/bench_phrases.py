@@ -58,8 +58,9 @@ def timed(command: list[str], **kwargs) -> tuple[float, float]:
     A fresh Python parent per command reports the largest RSS among that command's processes.
     """
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", MEASURE, *command], check=True,
-                          stderr=subprocess.PIPE, text=True, **kwargs)
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *command], check=True, stderr=subprocess.PIPE, text=True, **kwargs
+    )
     seconds = time.monotonic() - started
     return seconds, int(done.stderr.strip().splitlines()[-1]) / 1024
 
@@ -81,13 +82,16 @@ def main() -> None:
     emit("corpus", files=len(args.corpus), megabytes=round(megabytes, 1))
     with tempfile.TemporaryDirectory(prefix="bench-phrases-") as work:
         tokens = os.path.join(work, "tokens.txt")
-        base_s, base_rss = timed([sys.executable, "-c", BASELINE, str(args.order), tokens, *args.corpus],
-                                 cwd=REPO, stdout=subprocess.DEVNULL)
+        base_s, base_rss = timed(
+            [sys.executable, "-c", BASELINE, str(args.order), tokens, *args.corpus], cwd=REPO, stdout=subprocess.DEVNULL
+        )
         emit("counter_baseline", seconds=round(base_s, 2), peak_rss_mib=round(base_rss))
         with open(tokens, "rb") as stdin, open(os.devnull, "wb") as devnull:
-            lm_s, lm_rss = timed([str(bin_dir / "lmplz"), "-o", str(args.order),
-                                  "--discount_fallback", "-S", "20%", "-T", work],
-                                 stdin=stdin, stdout=devnull)
+            lm_s, lm_rss = timed(
+                [str(bin_dir / "lmplz"), "-o", str(args.order), "--discount_fallback", "-S", "20%", "-T", work],
+                stdin=stdin,
+                stdout=devnull,
+            )
         emit("lmplz_alone", seconds=round(lm_s, 2), peak_rss_mib=round(lm_rss))
         results = {}
         for workers in (1, 2):
@@ -96,20 +100,35 @@ def main() -> None:
                 flags += ["--direct_running_mode", "multi_processing"]
             out = os.path.join(work, f"out{workers}")
             corpus_flags = [flag for path in args.corpus for flag in ("--corpus", path)]
-            command = [str(bin_dir / "ambert"), "phrases", *corpus_flags, "--out", out,
-                       "--order", str(args.order), "--min-count", str(args.min_count), *flags]
+            command = [
+                str(bin_dir / "ambert"),
+                "phrases",
+                *corpus_flags,
+                "--out",
+                out,
+                "--order",
+                str(args.order),
+                "--min-count",
+                str(args.min_count),
+                *flags,
+            ]
             seconds, rss = timed(command, stdout=subprocess.DEVNULL)
             stats = json.loads(Path(out, "stats.json").read_text())
             results[workers] = emit(
                 f"ambert_phrases_{workers}_worker{'s' if workers > 1 else ''}",
-                seconds=round(seconds, 2), peak_rss_mib=round(rss),
+                seconds=round(seconds, 2),
+                peak_rss_mib=round(rss),
                 megabytes_per_second=round(megabytes / seconds, 2),
-                kenlm_seconds=stats["timings_seconds"]["kenlm"], phrases=stats["phrases"]["written"],
+                kenlm_seconds=stats["timings_seconds"]["kenlm"],
+                phrases=stats["phrases"]["written"],
             )
         same = Path(work, "out1", "phrases.tsv").read_bytes() == Path(work, "out2", "phrases.tsv").read_bytes()
         emit("identical_phrases_1_vs_2_workers", value=same)
-        emit("ratio_2_workers_vs_baseline_plus_lmplz",
-             value=round(results[2]["seconds"] / (base_s + lm_s), 3), target="<= 2.0")
+        emit(
+            "ratio_2_workers_vs_baseline_plus_lmplz",
+            value=round(results[2]["seconds"] / (base_s + lm_s), 3),
+            target="<= 2.0",
+        )
 
 
 def _uncompressed_size(path: str) -> int:

@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-FILES = {"en": ["en/linux_doc.txt.gz", "en/enwiki_sample.txt.gz", "en/austen.txt.gz", "en/kjv.txt.gz"],
-         "zh": ["zh/pku199801_raw.txt.gz", "zh/manpages_zh.txt.gz", "zh/lohelp_zh.txt.gz", "zh/fortunes_zh.txt.gz"]}
+FILES = {
+    "en": ["en/linux_doc.txt.gz", "en/enwiki_sample.txt.gz", "en/austen.txt.gz", "en/kjv.txt.gz"],
+    "zh": ["zh/pku199801_raw.txt.gz", "zh/manpages_zh.txt.gz", "zh/lohelp_zh.txt.gz", "zh/fortunes_zh.txt.gz"],
+}
 
 
 def take(lang: str, megabytes: float, out: Path) -> float:
@@ -60,12 +62,14 @@ def baseline(artifact: str, corpus: Path, out: Path, max_seq_len: int, nsp: bool
         if nsp and segments:
             documents[document.doc_id] = segments
         elif segments:
-            examples += contiguous_examples(document.doc_id, segments, 1, max_seq_len, tokenizer.cls_id,
-                                            tokenizer.sep_id)
+            examples += contiguous_examples(
+                document.doc_id, segments, 1, max_seq_len, tokenizer.cls_id, tokenizer.sep_id
+            )
     pool_ids = sorted(documents)
     for doc_id in pool_ids:  # NSP: Google's way, every document in one pool
-        examples += pair_examples(doc_id, documents[doc_id], documents, 1, max_seq_len, tokenizer.cls_id,
-                                  tokenizer.sep_id, pool_ids)[0]
+        examples += pair_examples(
+            doc_id, documents[doc_id], documents, 1, max_seq_len, tokenizer.cls_id, tokenizer.sep_id, pool_ids
+        )[0]
     with open(out, "wb") as handle:
         return write_tar(handle, sorted(examples, key=lambda e: e.key))
 
@@ -82,13 +86,24 @@ def measure(figure: str, work: Path, max_seq_len: int, nsp: bool) -> dict:
         beam_args = ["--direct_num_workers", figure]
         if figure != "1":
             beam_args += ["--direct_running_mode", "multi_processing"]
-        cfg = ShardConfig(vocab=str(work / "vocab"), corpus=(str(work / "corpus.txt"),), out=str(work / f"out{figure}"),
-                          max_seq_len=max_seq_len, nsp=nsp, docs_per_line=True, seed=1)
+        cfg = ShardConfig(
+            vocab=str(work / "vocab"),
+            corpus=(str(work / "corpus.txt"),),
+            out=str(work / f"out{figure}"),
+            max_seq_len=max_seq_len,
+            nsp=nsp,
+            docs_per_line=True,
+            seed=1,
+        )
         manifest, _ = run(cfg, beam_args)
         examples, digests = manifest["totals"]["samples"], [shard["sha256"] for shard in manifest["shards"]]
-    return {"seconds": time.perf_counter() - started, "examples": examples, "digests": digests,
-            "peak_rss_mib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "peak_rss_mib_workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)}
+    return {
+        "seconds": time.perf_counter() - started,
+        "examples": examples,
+        "digests": digests,
+        "peak_rss_mib_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib_workers": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+    }
 
 
 def main() -> None:
@@ -112,16 +127,36 @@ def main() -> None:
         megabytes = take(args.lang, args.megabytes, work / "corpus.txt")
         results = {}
         for figure in ("bare", "1", "2"):
-            child = subprocess.run([sys.executable, "-m", "benchmarks.bench_shard", "--measure", figure, "--work",
-                                    str(work), "--max-seq-len", str(args.max_seq_len), *(["--nsp"] * args.nsp)],
-                                   capture_output=True, text=True, check=True)
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.bench_shard",
+                    "--measure",
+                    figure,
+                    "--work",
+                    str(work),
+                    "--max-seq-len",
+                    str(args.max_seq_len),
+                    *(["--nsp"] * args.nsp),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             result = results[figure] = json.loads(child.stdout.strip().splitlines()[-1])
             name = "bare loop, 1 process" if figure == "bare" else f"ambert shard build, {figure} worker(s)"
-            line = {"figure": name, "lang": args.lang, "nsp": args.nsp, "megabytes": round(megabytes, 1),
-                    "examples": result["examples"], "mb_per_s": round(megabytes / result["seconds"], 2),
-                    "examples_per_s": round(result["examples"] / result["seconds"]),
-                    "peak_rss_mib_process": result["peak_rss_mib_process"],
-                    "peak_rss_mib_workers": result["peak_rss_mib_workers"]}
+            line = {
+                "figure": name,
+                "lang": args.lang,
+                "nsp": args.nsp,
+                "megabytes": round(megabytes, 1),
+                "examples": result["examples"],
+                "mb_per_s": round(megabytes / result["seconds"], 2),
+                "examples_per_s": round(result["examples"] / result["seconds"]),
+                "peak_rss_mib_process": result["peak_rss_mib_process"],
+                "peak_rss_mib_workers": result["peak_rss_mib_workers"],
+            }
             if figure != "bare":
                 line["ratio_to_baseline"] = round(results["bare"]["seconds"] / result["seconds"], 3)
                 line["shards_identical_to_1_worker"] = result["digests"] == results["1"]["digests"]

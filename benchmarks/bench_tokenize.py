@@ -111,19 +111,31 @@ def main() -> None:
                 segmenter.initialize()
                 reference_s = best_of(args.runs, lambda: chinese_reference(lines, bert, segmenter))  # noqa: B023
             results[lang] = ours_s
-            emit(lang=lang, megabytes=round(megabytes, 1), lines=len(lines),
-                 ours_mb_per_s=round(megabytes / ours_s, 2), reference=reference,
-                 reference_mb_per_s=round(megabytes / reference_s, 2), ratio=round(reference_s / ours_s, 3),
-                 target=">= 0.5" if lang == "en" else ">= 1.0")
+            emit(
+                lang=lang,
+                megabytes=round(megabytes, 1),
+                lines=len(lines),
+                ours_mb_per_s=round(megabytes / ours_s, 2),
+                reference=reference,
+                reference_mb_per_s=round(megabytes / reference_s, 2),
+                ratio=round(reference_s / ours_s, 3),
+                target=">= 0.5" if lang == "en" else ">= 1.0",
+            )
             if lang == "en":  # the same dictionary on the benchmark text and on prose
                 austen = take(["en/austen.txt.gz"], 4, work / "austen.txt")
                 for name, text in (("benchmark text", lines), ("austen.txt.gz prose", austen)):
                     runs = [basic_words(line) for line in text]  # the tokenizer's call: a whole text
                     words = sum(len(run) for run in runs)
                     seconds = best_of(args.runs, lambda: [ours.matcher.phrase_spans(r) for r in runs])  # noqa: B023
-                    emit(figure="phrase segmentation alone", text=name, words=words, phrases=len(ours.matcher),
-                         words_per_second=round(words / seconds),
-                         target=">= 2,000,000")
+                    emit(
+                        figure="phrase segmentation alone",
+                        text=name,
+                        words=words,
+                        phrases=len(ours.matcher),
+                        words_per_second=round(words / seconds),
+                        target=">= 2,000,000",
+                    )
+
 
 if __name__ == "__main__":
     main()

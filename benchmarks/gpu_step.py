@@ -35,20 +35,37 @@ def main() -> None:
     sync = torch.cuda.synchronize
     for seq, batch in ((128, 256), (512, 64)):
         with tempfile.TemporaryDirectory() as tmp:
-            data = write_synthetic_shards(tmp, samples=batch * (args.steps + args.warmup + 4), seq_len=seq,
-                                          fine_size=FINE, coarse_size=COARSE, samples_per_shard=batch * 4)
+            data = write_synthetic_shards(
+                tmp,
+                samples=batch * (args.steps + args.warmup + 4),
+                seq_len=seq,
+                fine_size=FINE,
+                coarse_size=COARSE,
+                samples_per_shard=batch * 4,
+            )
             runs = [("ambert_eager", ambert_step(base, device, bf16=True), "pairs_per_s")]
             if args.compile:
-                runs.append(("ambert_compiled", ambert_step(base, device, bf16=True, compile_model=True),
-                             "pairs_per_s"))
+                runs.append(
+                    ("ambert_compiled", ambert_step(base, device, bf16=True, compile_model=True), "pairs_per_s")
+                )
             runs.append(("hf_bert_mlm", hf_step(base, device, bf16=True), "seq_per_s"))
             for name, step, unit in runs:
                 torch.manual_seed(0)
                 loader = make_loader(data, batch, args.workers)
                 batches = (b for _, b in zip(range(args.steps + args.warmup), loader, strict=False))
                 seconds = step_seconds(step, batches, args.warmup, sync)
-                print(json.dumps({"measure": name, "seq": seq, "batch": batch, unit: round(batch / seconds, 1),
-                                  "device": torch.cuda.get_device_name()}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "measure": name,
+                            "seq": seq,
+                            "batch": batch,
+                            unit: round(batch / seconds, 1),
+                            "device": torch.cuda.get_device_name(),
+                        }
+                    ),
+                    flush=True,
+                )
                 del step
                 torch.cuda.empty_cache()
 

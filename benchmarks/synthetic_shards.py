@@ -18,25 +18,44 @@ SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}  # BER
 VOCAB_ID = "synthetic"
 
 
-def synthetic_example(rng: np.random.Generator, key: str, seq_len: int, fine_size: int,
-                      coarse_size: int) -> ShardExample:
+def synthetic_example(
+    rng: np.random.Generator, key: str, seq_len: int, fine_size: int, coarse_size: int
+) -> ShardExample:
     inner = seq_len - 2
     groups = []
     while sum(groups) < inner:
         groups.append(int(min(rng.integers(1, 4), inner - sum(groups))))
     starts = np.concatenate([[0], np.cumsum(groups)]) + 1
-    align = np.array([[0, 1]] + [[s, e] for s, e in zip(starts[:-1], starts[1:], strict=True)]
-                     + [[seq_len - 1, seq_len]], dtype=np.int32)
+    align = np.array(
+        [[0, 1]] + [[s, e] for s, e in zip(starts[:-1], starts[1:], strict=True)] + [[seq_len - 1, seq_len]],
+        dtype=np.int32,
+    )
     fine = np.concatenate([[101], rng.integers(1000, fine_size, inner), [102]]).astype(np.int32)
     coarse = np.concatenate([[101], rng.integers(1000, coarse_size, len(groups)), [102]]).astype(np.int32)
     offsets = np.zeros((len(fine), 2), dtype=np.int32)
-    return ShardExample(key=key, doc_id="synthetic", fine_ids=fine, coarse_ids=coarse, align=align,
-                        fine_type=np.zeros(len(fine), np.uint8), coarse_type=np.zeros(len(coarse), np.uint8),
-                        fine_offsets=offsets, coarse_offsets=np.zeros((len(coarse), 2), dtype=np.int32))
+    return ShardExample(
+        key=key,
+        doc_id="synthetic",
+        fine_ids=fine,
+        coarse_ids=coarse,
+        align=align,
+        fine_type=np.zeros(len(fine), np.uint8),
+        coarse_type=np.zeros(len(coarse), np.uint8),
+        fine_offsets=offsets,
+        coarse_offsets=np.zeros((len(coarse), 2), dtype=np.int32),
+    )
 
 
-def write_synthetic_shards(out: str, *, samples: int, seq_len: int, fine_size: int, coarse_size: int,
-                           samples_per_shard: int = 1024, seed: int = 0) -> str:
+def write_synthetic_shards(
+    out: str,
+    *,
+    samples: int,
+    seq_len: int,
+    fine_size: int,
+    coarse_size: int,
+    samples_per_shard: int = 1024,
+    seed: int = 0,
+) -> str:
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(seed)
     shards = []
@@ -44,11 +63,17 @@ def write_synthetic_shards(out: str, *, samples: int, seq_len: int, fine_size: i
         name = f"shard-{index:05d}.tar"
         keys = [f"s{i:09d}" for i in range(start, min(samples, start + samples_per_shard))]
         with open(os.path.join(out, name), "wb") as handle:
-            write_encoded_tar(handle, ((key, encode_example(synthetic_example(rng, key, seq_len, fine_size,
-                                                                              coarse_size))) for key in keys))
+            write_encoded_tar(
+                handle,
+                ((key, encode_example(synthetic_example(rng, key, seq_len, fine_size, coarse_size))) for key in keys),
+            )
         shards.append({"name": name, "samples": len(keys)})
-    manifest = {"schema_version": 1, "vocab": {"id": VOCAB_ID, "sizes": {"fine": fine_size, "coarse": coarse_size}},
-                "options": {"max_seq_len": seq_len}, "shards": shards}
+    manifest = {
+        "schema_version": 1,
+        "vocab": {"id": VOCAB_ID, "sizes": {"fine": fine_size, "coarse": coarse_size}},
+        "options": {"max_seq_len": seq_len},
+        "shards": shards,
+    }
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
     return out

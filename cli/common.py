@@ -17,8 +17,10 @@ def beam_flags(ctx: typer.Context) -> list[str]:
     for position, arg in enumerate(ctx.args):
         previous = ctx.args[position - 1] if position else ""
         if not arg.startswith("-") and not (previous.startswith("--") and "=" not in previous):
-            fail(f"unexpected argument {arg!r}: give each corpus its own --corpus (quote globs), "
-                 "and pass Beam flags as --flag value or --flag=value")
+            fail(
+                f"unexpected argument {arg!r}: give each corpus its own --corpus (quote globs), "
+                "and pass Beam flags as --flag value or --flag=value"
+            )
     return list(ctx.args)
 
 

@@ -72,9 +72,15 @@ def phrases(
 
     try:
         cfg = PhrasesConfig(
-            corpus=tuple(corpus), out=out.rstrip("/"), order=order, min_count=min_count,
-            max_phrases=max_phrases, min_dependency=min_dependency, num_shards=num_shards,
-            max_line_bytes=max_line_bytes, kenlm_memory=kenlm_memory,
+            corpus=tuple(corpus),
+            out=out.rstrip("/"),
+            order=order,
+            min_count=min_count,
+            max_phrases=max_phrases,
+            min_dependency=min_dependency,
+            num_shards=num_shards,
+            max_line_bytes=max_line_bytes,
+            kenlm_memory=kenlm_memory,
         )
     except ValueError as error:
         fail(str(error))

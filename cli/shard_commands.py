@@ -1,7 +1,7 @@
 """`ambert shard build|verify|inspect`: aligned fine/coarse examples in deterministic WebDataset shards.
 
-    ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--no-nsp] [Beam flags]
-    ambert shard verify out/shards-en;  ambert shard inspect out/shards-en -n 3
+ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--no-nsp] [Beam flags]
+ambert shard verify out/shards-en;  ambert shard inspect out/shards-en -n 3
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import typer
 
 from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
 
-shard_app = typer.Typer(help="Write, verify and inspect WebDataset shards of aligned examples.",
-                        no_args_is_help=True)
+shard_app = typer.Typer(help="Write, verify and inspect WebDataset shards of aligned examples.", no_args_is_help=True)
 
 
 @shard_app.command("build", context_settings=BEAM_FLAGS)
@@ -25,19 +24,27 @@ def build(
     out: Annotated[str, typer.Option(help="Shard set directory to write.")],
     max_seq_len: Annotated[int, typer.Option(help="Most tokens per example, on both granularities.")] = 128,
     nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Sentence pairs with next-sentence labels.")] = True,
-    samples_per_shard: Annotated[int, typer.Option(
-        help="About this many samples per shard (ceil(examples / N) shards, each an equal slice of the key "
-             "space).")] = 10_000,
+    samples_per_shard: Annotated[
+        int,
+        typer.Option(
+            help="About this many samples per shard (ceil(examples / N) shards, each an equal slice of the key space)."
+        ),
+    ] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of every random choice (hashed with document ids).")] = 12345,
     docs_per_line: Annotated[
         bool, typer.Option(help="One document per line in .txt (default: documents separated by blank lines).")
     ] = False,
-    pool_docs: Annotated[int, typer.Option(
-        help="NSP: consecutive documents of a corpus split sharing a pool of random next segments.")] = 1000,
+    pool_docs: Annotated[
+        int, typer.Option(help="NSP: consecutive documents of a corpus split sharing a pool of random next segments.")
+    ] = 1000,
     max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
-    split_bytes: Annotated[int, typer.Option(
-        help="Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
-             "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece.")] = 0,
+    split_bytes: Annotated[
+        int,
+        typer.Option(
+            help="Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
+            "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece."
+        ),
+    ] = 0,
 ):
     """Tokenize documents into aligned fine/coarse examples and write shard-NNNNN.tar + manifest.json.
 
@@ -49,9 +56,19 @@ def build(
     from vocab.chinese_segmentation import SegmenterError
 
     try:
-        cfg = ShardConfig(vocab=vocab, corpus=tuple(corpus), out=out.rstrip("/"), max_seq_len=max_seq_len, nsp=nsp,
-                          samples_per_shard=samples_per_shard, seed=seed, docs_per_line=docs_per_line,
-                          pool_docs=pool_docs, max_line_bytes=max_line_bytes, split_bytes=split_bytes)
+        cfg = ShardConfig(
+            vocab=vocab,
+            corpus=tuple(corpus),
+            out=out.rstrip("/"),
+            max_seq_len=max_seq_len,
+            nsp=nsp,
+            samples_per_shard=samples_per_shard,
+            seed=seed,
+            docs_per_line=docs_per_line,
+            pool_docs=pool_docs,
+            max_line_bytes=max_line_bytes,
+            split_bytes=split_bytes,
+        )
     except ValueError as error:
         fail(str(error))
     try:
@@ -61,8 +78,10 @@ def build(
         fail(str(error))
     documents, totals = manifest["accounting"]["documents"], manifest["totals"]
     dropped = ", ".join(f"{k} {v}" for k, v in documents["dropped"].items()) or "none"
-    console.print(f"documents read {documents['read']:,}, kept {documents['kept']:,}, dropped: {dropped}; "
-                  f"{totals['samples']:,} samples in {totals['shards']} shards; {seconds:.1f} s")
+    console.print(
+        f"documents read {documents['read']:,}, kept {documents['kept']:,}, dropped: {dropped}; "
+        f"{totals['samples']:,} samples in {totals['shards']} shards; {seconds:.1f} s"
+    )
     for error in manifest["accounting"]["files"]["errors"]:
         console.print(f"[yellow]warning:[/] {error}")
     print(json.dumps({"out": cfg.out, "manifest": f"{cfg.out}/manifest.json", "samples": totals["samples"]}))
@@ -105,8 +124,10 @@ def inspect(
             coarse_vocab = read_vocab_lines(f"{vocab}/coarse/vocab.txt")
     except (ShardSetError, ArtifactError) as error:
         fail(str(error))
-    console.print(f"{directory}: {manifest['totals']['samples']:,} samples in {manifest['totals']['shards']} shards, "
-                  f"vocab {manifest['vocab']['id'][:12]}… ({manifest['vocab']['lang']})")
+    console.print(
+        f"{directory}: {manifest['totals']['samples']:,} samples in {manifest['totals']['shards']} shards, "
+        f"vocab {manifest['vocab']['id'][:12]}… ({manifest['vocab']['lang']})"
+    )
     shown = 0
     for shard in manifest["shards"]:
         for example in shard_examples(f"{directory}/{shard['name']}"):

@@ -33,8 +33,16 @@ def _launch_torchrun(nproc: int) -> None:
         if arg.startswith("--nproc="):
             continue
         argv.append(arg)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "--no-python", sys.argv[0], *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "--no-python",
+        sys.argv[0],
+        *argv,
+    ]
     raise typer.Exit(code=subprocess.call(command))
 
 
@@ -48,35 +56,52 @@ def training_progress(max_steps: int):
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("[bold]ambert train[/]"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  TextColumn("{task.description}"), console=console) as bar:
+    with Progress(
+        TextColumn("[bold]ambert train[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+    ) as bar:
         task = bar.add_task("", total=max_steps)
 
         def report(record: dict) -> None:
             if "step" not in record:
                 print_report(record)
                 return
-            bar.update(task, completed=record["step"], description=f"loss {record['loss']:.3f} "
-                       f"acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f} {record['tokens_per_s']:.0f} tok/s")
+            bar.update(
+                task,
+                completed=record["step"],
+                description=f"loss {record['loss']:.3f} "
+                f"acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f} {record['tokens_per_s']:.0f} tok/s",
+            )
 
         yield report
 
 
 def train(
-    overrides: Annotated[list[str] | None, typer.Argument(
-        help="Config overrides SECTION.FIELD=VALUE, e.g. optim.lr=3e-4 model.variant=combo data.batch_size=64.",
-        show_default=False)] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Config overrides SECTION.FIELD=VALUE, e.g. optim.lr=3e-4 model.variant=combo data.batch_size=64.",
+            show_default=False,
+        ),
+    ] = None,
     data: Annotated[str | None, typer.Option(help="Shard set directory (from `ambert shard build`).")] = None,
     vocab: Annotated[str | None, typer.Option(help="The vocab artifact the shard set was built with.")] = None,
     out: Annotated[str, typer.Option(help="Run directory: config, vocab copy, metrics, checkpoints.")] = "",
     preset: Annotated[str, typer.Option(help="tiny (CPU, tests, demo) or base (paper Table 10).")] = "tiny",
     config: Annotated[str | None, typer.Option(help="TOML or JSON config file applied over the preset.")] = None,
-    variant: Annotated[str | None, typer.Option(
-        help="ambert | combo | hybrid | bert-fine | bert-coarse (same as model.variant=...).")] = None,
+    variant: Annotated[
+        str | None, typer.Option(help="ambert | combo | hybrid | bert-fine | bert-coarse (same as model.variant=...).")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Same as optim.max_steps=N.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue RUN from its latest checkpoint.")] = False,
-    init_from: Annotated[str | None, typer.Option(
-        help="Hugging Face BERT directory (config.json, model.safetensors, vocab.txt) to start from.")] = None,
+    init_from: Annotated[
+        str | None,
+        typer.Option(help="Hugging Face BERT directory (config.json, model.safetensors, vocab.txt) to start from."),
+    ] = None,
     strict: Annotated[bool, typer.Option(help="Stop on a corrupt shard instead of skipping it.")] = False,
     nproc: Annotated[int, typer.Option(help="Local processes; >1 runs this command under torchrun.")] = 1,
 ):
@@ -113,8 +138,12 @@ def train(
     except (ConfigError, TrainError, CheckpointError, ShardSetError, ArtifactError, ValueError) as error:
         fail(str(error))
     if int(os.environ.get("RANK", 0)) == 0:
-        console.print(f"[bold]ambert train[/]: done at step {last.get('step', 'n/a')}; run in {out} "
-                      f"(metrics.jsonl, tb/, checkpoints/)", soft_wrap=True, highlight=False)
+        console.print(
+            f"[bold]ambert train[/]: done at step {last.get('step', 'n/a')}; run in {out} "
+            f"(metrics.jsonl, tb/, checkpoints/)",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def export(

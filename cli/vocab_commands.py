@@ -43,9 +43,19 @@ def build(
     from vocab.chinese_segmentation import SegmenterError
 
     try:
-        cfg = VocabConfig(lang=lang, corpus=tuple(corpus), out=out.rstrip("/"), fine_vocab=fine_vocab,
-                          fine_size=fine_size, phrases=phrases, max_phrases=max_phrases, max_words=max_words,
-                          min_count=min_count, segmenter=segmenter, user_dict=user_dict)
+        cfg = VocabConfig(
+            lang=lang,
+            corpus=tuple(corpus),
+            out=out.rstrip("/"),
+            fine_vocab=fine_vocab,
+            fine_size=fine_size,
+            phrases=phrases,
+            max_phrases=max_phrases,
+            max_words=max_words,
+            min_count=min_count,
+            segmenter=segmenter,
+            user_dict=user_dict,
+        )
     except ValueError as error:
         fail(str(error))
     try:
@@ -136,8 +146,11 @@ def tokenize(
     def emit(lines: list[str]) -> None:
         for text, example in zip(lines, tokenizer.encode_batch(lines), strict=True):
             if format == "json":
-                record = {"fine": example.fine_tokens, "coarse": example.coarse_tokens,
-                          "align": [list(pair) for pair in example.align]}
+                record = {
+                    "fine": example.fine_tokens,
+                    "coarse": example.coarse_tokens,
+                    "align": [list(pair) for pair in example.align],
+                }
                 sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             else:
                 sys.stdout.write(" ".join(coarse_segments(example, text)) + "\n")

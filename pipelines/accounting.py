@@ -40,7 +40,7 @@ class SplitCounters(beam.PTransform):
 
 def with_prefix(counters: dict, prefix: str) -> dict:
     """The counters named `prefix` + name, as {name: amount} sorted by name (e.g. drop reasons)."""
-    return dict(sorted((k[len(prefix):], v) for k, v in counters.items() if k.startswith(prefix)))
+    return dict(sorted((k[len(prefix) :], v) for k, v in counters.items() if k.startswith(prefix)))
 
 
 class _WriteJson(beam.DoFn):

@@ -181,8 +181,4 @@ class NormalizeLines(beam.PTransform):
         self._mode = mode
 
     def expand(self, batches):
-        return (
-            batches
-            | "Normalize" >> beam.ParDo(_NormalizeBatch(self._mode))
-            | "SplitCounters" >> SplitCounters()
-        )
+        return batches | "Normalize" >> beam.ParDo(_NormalizeBatch(self._mode)) | "SplitCounters" >> SplitCounters()

@@ -42,10 +42,7 @@ def expand_corpus_paths(patterns: list[str]) -> list[str]:
         if not metadata:
             raise CorpusError(f"corpus path not found: {pattern} (check the path or the glob)")
         if not files:
-            raise CorpusError(
-                f"no corpus files under {pattern}: expected names ending in "
-                f"{', '.join(CORPUS_SUFFIXES)}"
-            )
+            raise CorpusError(f"no corpus files under {pattern}: expected names ending in {', '.join(CORPUS_SUFFIXES)}")
         found.update(files)
     return sorted(found)
 

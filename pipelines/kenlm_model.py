@@ -70,15 +70,13 @@ class WriteNormalizedCorpus(beam.PTransform):
         num_shards = self._num_shards
         return (
             batches
-            | "KeyByShard"
-            >> beam.Map(lambda b: (zlib.crc32(repr(b.key).encode()) % num_shards, b))
+            | "KeyByShard" >> beam.Map(lambda b: (zlib.crc32(repr(b.key).encode()) % num_shards, b))
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(_WriteCorpusShard(self._directory))
         )
 
 
-def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path: str,
-                memory: str = "20%") -> float:
+def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path: str, memory: str = "20%") -> float:
     """Run lmplz over the concatenated corpus shards, then build_binary. Returns seconds taken."""
     lmplz, build_binary = kenlm_binary("lmplz"), kenlm_binary("build_binary")
     started = time.monotonic()
@@ -102,8 +100,7 @@ def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path
             with open(os.path.join(work, "lmplz.log"), errors="replace") as log:
                 tail = "".join(log.readlines()[-15:])
             raise KenLMError(f"lmplz failed (exit {status}) on {len(corpus_paths)} shards:\n{tail}")
-        done = subprocess.run([build_binary, arpa_local, binary_local], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run([build_binary, arpa_local, binary_local], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise KenLMError(f"build_binary failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         move_local_file(arpa_local, arpa_path)

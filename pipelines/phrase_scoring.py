@@ -68,9 +68,10 @@ def _local_copy(path: str) -> str:
     if os.path.exists(path):
         return path
     handle, local = tempfile.mkstemp(prefix="ambert-lm-", suffix=".binary")
-    with os.fdopen(handle, "wb") as out, FileSystems.open(
-        path, compression_type=CompressionTypes.UNCOMPRESSED
-    ) as source:
+    with (
+        os.fdopen(handle, "wb") as out,
+        FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as source,
+    ):
         while chunk := source.read(1 << 20):
             out.write(chunk)
     return local

@@ -86,16 +86,10 @@ class BuildPhraseDictionary(beam.PTransform):
 
 def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]) -> None:
     """Wire the stages: read → normalize → count/write n-grams → KenLM → score → dictionary."""
-    batches, read_counters = p | "ReadCorpus" >> ReadCorpus(
-        corpus_files, cfg.batch_bytes, cfg.max_line_bytes
-    )
+    batches, read_counters = p | "ReadCorpus" >> ReadCorpus(corpus_files, cfg.batch_bytes, cfg.max_line_bytes)
     normalized, normalize_counters = batches | "NormalizeLines" >> NormalizeLines()
-    rows, count_counters = normalized | "CountNgrams" >> CountNgrams(
-        cfg.order, cfg.min_count, cfg.num_shards
-    )
-    ngram_files = rows | "WriteNgramParquet" >> WriteNgramParquet(
-        f"{cfg.out}/ngrams", cfg.num_shards
-    )
+    rows, count_counters = normalized | "CountNgrams" >> CountNgrams(cfg.order, cfg.min_count, cfg.num_shards)
+    ngram_files = rows | "WriteNgramParquet" >> WriteNgramParquet(f"{cfg.out}/ngrams", cfg.num_shards)
     corpus_shards = normalized | "WriteNormalizedCorpus" >> WriteNormalizedCorpus(
         f"{cfg.work_dir}/corpus", cfg.num_shards
     )
@@ -121,8 +115,9 @@ def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]
     ) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
 
 
-def summarize(counters: dict, cfg: PhrasesConfig, corpus_files: list[str], seconds: float,
-              beam_args: list[str]) -> dict:
+def summarize(
+    counters: dict, cfg: PhrasesConfig, corpus_files: list[str], seconds: float, beam_args: list[str]
+) -> dict:
     """The stats.json document from the pipeline's counters."""
     return {
         "files": {

@@ -39,9 +39,13 @@ class Segment:
         """Coarse tokens [start, stop) with their fine tokens."""
         fine_start = int(self.coarse_ends[start - 1]) if start else 0
         fine_stop = int(self.coarse_ends[stop - 1]) if stop else 0
-        return Segment(self.fine_ids[fine_start:fine_stop], self.coarse_ids[start:stop],
-                       self.coarse_ends[start:stop] - fine_start, self.fine_offsets[fine_start:fine_stop],
-                       self.coarse_offsets[start:stop])
+        return Segment(
+            self.fine_ids[fine_start:fine_stop],
+            self.coarse_ids[start:stop],
+            self.coarse_ends[start:stop] - fine_start,
+            self.fine_offsets[fine_start:fine_stop],
+            self.coarse_offsets[start:stop],
+        )
 
 
 def segment_of(example, shift: int) -> Segment | None:
@@ -72,9 +76,13 @@ def concat(segments: list[Segment]) -> Segment:
     for segment in segments:
         ends.append(segment.coarse_ends + base)
         base += len(segment)
-    return Segment(np.concatenate([s.fine_ids for s in segments]), np.concatenate([s.coarse_ids for s in segments]),
-                   np.concatenate(ends), np.concatenate([s.fine_offsets for s in segments]),
-                   np.concatenate([s.coarse_offsets for s in segments]))
+    return Segment(
+        np.concatenate([s.fine_ids for s in segments]),
+        np.concatenate([s.coarse_ids for s in segments]),
+        np.concatenate(ends),
+        np.concatenate([s.fine_offsets for s in segments]),
+        np.concatenate([s.coarse_offsets for s in segments]),
+    )
 
 
 def truncate_pair(a: Segment, b: Segment, max_tokens: int, rng: random.Random) -> tuple[Segment, Segment, bool]:
@@ -116,8 +124,16 @@ def example_key(seed: int, doc_id: str, index: int) -> str:
     return stable_hash("key", seed, doc_id, index).hex()[:16]
 
 
-def assemble(key: str, doc_id: str, a: Segment, b: Segment | None, cls_id: int, sep_id: int,
-             nsp_label: int = -1, next_doc_id: str = "") -> ShardExample:
+def assemble(
+    key: str,
+    doc_id: str,
+    a: Segment,
+    b: Segment | None,
+    cls_id: int,
+    sep_id: int,
+    nsp_label: int = -1,
+    next_doc_id: str = "",
+) -> ShardExample:
     """[CLS] a [SEP] (b [SEP]) at both granularities; segment type 1 for b and its [SEP]."""
     special = lambda token: np.array([token], dtype=np.int32)  # noqa: E731
     none = np.zeros((1, 2), dtype=np.int32)
@@ -144,22 +160,33 @@ def assemble(key: str, doc_id: str, a: Segment, b: Segment | None, cls_id: int, 
         base += fine
     ends = np.concatenate(parts_ends).astype(np.int32)
     align = np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1).astype(np.int32)
-    return ShardExample(key=key, doc_id=doc_id, fine_ids=np.concatenate(parts_fine),
-                        coarse_ids=np.concatenate(parts_coarse), align=align, fine_type=np.concatenate(types_f),
-                        coarse_type=np.concatenate(types_c), fine_offsets=np.concatenate(parts_fo),
-                        coarse_offsets=np.concatenate(parts_co), nsp_label=nsp_label, next_doc_id=next_doc_id)
+    return ShardExample(
+        key=key,
+        doc_id=doc_id,
+        fine_ids=np.concatenate(parts_fine),
+        coarse_ids=np.concatenate(parts_coarse),
+        align=align,
+        fine_type=np.concatenate(types_f),
+        coarse_type=np.concatenate(types_c),
+        fine_offsets=np.concatenate(parts_fo),
+        coarse_offsets=np.concatenate(parts_co),
+        nsp_label=nsp_label,
+        next_doc_id=next_doc_id,
+    )
 
 
-def contiguous_examples(doc_id: str, segments: list[Segment], seed: int, max_seq_len: int, cls_id: int,
-                        sep_id: int) -> list[ShardExample]:
+def contiguous_examples(
+    doc_id: str, segments: list[Segment], seed: int, max_seq_len: int, cls_id: int, sep_id: int
+) -> list[ShardExample]:
     """Without NSP: consecutive sentences packed greedily into [CLS] text [SEP] of ≤ max_seq_len tokens
     (segments must already be truncated to max_seq_len - 2)."""
     limit = max_seq_len - 2
     examples, chunk, length = [], [], 0
     for segment in [*segments, None]:
         if chunk and (segment is None or length + len(segment) > limit):
-            examples.append(assemble(example_key(seed, doc_id, len(examples)), doc_id, concat(chunk), None,
-                                     cls_id, sep_id))
+            examples.append(
+                assemble(example_key(seed, doc_id, len(examples)), doc_id, concat(chunk), None, cls_id, sep_id)
+            )
             chunk, length = [], 0
         if segment is not None:
             chunk.append(segment)
@@ -167,9 +194,16 @@ def contiguous_examples(doc_id: str, segments: list[Segment], seed: int, max_seq
     return examples
 
 
-def pair_examples(doc_id: str, segments: list[Segment], pool: dict[str, list[Segment]], seed: int,
-                  max_seq_len: int, cls_id: int, sep_id: int,
-                  pool_ids: list[str] | None = None) -> tuple[list[ShardExample], int]:
+def pair_examples(
+    doc_id: str,
+    segments: list[Segment],
+    pool: dict[str, list[Segment]],
+    seed: int,
+    max_seq_len: int,
+    cls_id: int,
+    sep_id: int,
+    pool_ids: list[str] | None = None,
+) -> tuple[list[ShardExample], int]:
     """BERT's create_instances_from_document for one document; `pool` (document id → segments, the
     document itself included; `pool_ids`: its sorted keys, if at hand) supplies random next segments.
     Returns (examples, pairs truncated, pairs dropped as unfittable)."""
@@ -207,8 +241,18 @@ def pair_examples(doc_id: str, segments: list[Segment], pool: dict[str, list[Seg
             tokens_a, tokens_b, cut = truncate_pair(tokens_a, tokens_b, max_tokens, rng)
             truncated += cut
             if len(tokens_a) + len(tokens_b) <= max_tokens:
-                examples.append(assemble(example_key(seed, doc_id, len(examples)), doc_id, tokens_a, tokens_b,
-                                         cls_id, sep_id, label, next_doc))
+                examples.append(
+                    assemble(
+                        example_key(seed, doc_id, len(examples)),
+                        doc_id,
+                        tokens_a,
+                        tokens_b,
+                        cls_id,
+                        sep_id,
+                        label,
+                        next_doc,
+                    )
+                )
             else:
                 dropped += 1
             chunk, length = [], 0

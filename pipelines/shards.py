@@ -91,8 +91,9 @@ class ShardConfig:
 
     def manifest_options(self) -> dict:
         """The options that decide the shards' bytes (not where they go, nor memory use)."""
-        options = {k: v for k, v in dataclasses.asdict(self).items()
-                   if k not in ("vocab", "corpus", "out", "run_bytes")}
+        options = {
+            k: v for k, v in dataclasses.asdict(self).items() if k not in ("vocab", "corpus", "out", "run_bytes")
+        }
         return {**options, "corpus": list(self.corpus)}
 
 
@@ -144,8 +145,9 @@ def corpus_splits(paths: list[str], split_bytes: int) -> tuple[list[CorpusSplit]
     return splits, split_bytes
 
 
-def documents_of(path: str, root: str, docs_per_line: bool, max_line_bytes: int, start: int = 0,
-                 end: int | None = None):
+def documents_of(
+    path: str, root: str, docs_per_line: bool, max_line_bytes: int, start: int = 0, end: int | None = None
+):
     """RawDocuments of one file, or of its split [start, end): a line each (jsonl, parquet rows, or
     `docs_per_line`), else blank-line separated paragraphs. A document belongs to the split where its
     first line starts. Raises ReadFailure after yielding what was readable."""
@@ -304,8 +306,9 @@ class _SplitToRuns(beam.DoFn):
         segments = dict(pool)
         pool_ids = sorted(segments)
         for doc_id, _segments in pool:
-            examples, truncated, dropped = pair_examples(doc_id, segments[doc_id], segments, self._cfg.seed,
-                                                         self._cfg.max_seq_len, *self._ids, pool_ids=pool_ids)
+            examples, truncated, dropped = pair_examples(
+                doc_id, segments[doc_id], segments, self._cfg.seed, self._cfg.max_seq_len, *self._ids, pool_ids=pool_ids
+            )
             tally.add("pairs_truncated", truncated)
             tally.add("pairs_dropped", dropped)
             self._keep(examples, runs, tally)
@@ -320,8 +323,7 @@ class _SplitToRuns(beam.DoFn):
         cfg, tally = self._cfg, Tally()
         runs = RunWriter(f"{cfg.work_dir}/runs/{split.index:06d}", cfg.run_bytes)
         pool: list[tuple[str, list[Segment]]] = []
-        documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start,
-                                 split.end)
+        documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start, split.end)
         for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
             if isinstance(batch, Count):
                 if batch.name != "files_read" or split.last:  # a file is read when its last split is
@@ -329,8 +331,9 @@ class _SplitToRuns(beam.DoFn):
                 continue
             for doc_id, segments in self._tokenizer.tokenize(batch, tally):
                 if not cfg.nsp:
-                    self._keep(contiguous_examples(doc_id, segments, cfg.seed, cfg.max_seq_len, *self._ids),
-                               runs, tally)
+                    self._keep(
+                        contiguous_examples(doc_id, segments, cfg.seed, cfg.max_seq_len, *self._ids), runs, tally
+                    )
                     continue
                 pool.append((doc_id, segments))
                 if len(pool) == cfg.pool_docs:
@@ -399,8 +402,9 @@ class _WriteShard(beam.DoFn):
     def process(self, planned):
         index, shards = planned
         lo, hi = key_range(index, shards)
-        samples = sorted(pair for record, run_index in self._load_runs()
-                         for pair in read_key_range(record, run_index, lo, hi))
+        samples = sorted(
+            pair for record, run_index in self._load_runs() for pair in read_key_range(record, run_index, lo, hi)
+        )
         handle, local = tempfile.mkstemp(suffix=".tar")
         try:
             with os.fdopen(handle, "wb") as tar_file:
@@ -440,19 +444,20 @@ class RunsToShards(beam.PTransform):
         )
 
 
-def build_pipeline(p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], splits: list[CorpusSplit],
-                   cls_id: int, sep_id: int) -> None:
+def build_pipeline(
+    p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], splits: list[CorpusSplit], cls_id: int, sep_id: int
+) -> None:
     """Wire the stages: corpus splits → sorted runs of examples → shards; the counters file is last."""
-    runs, example_counters = p | "CorpusToRuns" >> CorpusToRuns(cfg, splits, corpus_root(corpus_files), cls_id,
-                                                                 sep_id)
+    runs, example_counters = p | "CorpusToRuns" >> CorpusToRuns(cfg, splits, corpus_root(corpus_files), cls_id, sep_id)
     written = runs | "RunsToShards" >> RunsToShards(cfg.out, cfg.work_dir, cfg.samples_per_shard)
     # the one sink every branch feeds (the DaskRunner runs only what the last transform needs)
     (example_counters, written) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
 
 
 # -- the manifest -----------------------------------------------------------------------------
-def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifact: dict,
-                   corpus_files: list[str]) -> dict:
+def build_manifest(
+    counters: dict, shards: list[dict], cfg: ShardConfig, artifact: dict, corpus_files: list[str]
+) -> dict:
     """The manifest.json document: everything in it is deterministic (no timings, no paths of OUT)."""
     root = corpus_root(corpus_files)
     return {
@@ -462,24 +467,37 @@ def build_manifest(counters: dict, shards: list[dict], cfg: ShardConfig, artifac
         "options": {**cfg.manifest_options(), "corpus_files": [posixpath.relpath(f, root) for f in corpus_files]},
         "shards": shards,
         "totals": {
-            "shards": len(shards), "samples": sum(s["samples"] for s in shards),
+            "shards": len(shards),
+            "samples": sum(s["samples"] for s in shards),
             "bytes": sum(s["bytes"] for s in shards),
-            "fine_tokens": counters.get("fine_tokens", 0), "coarse_tokens": counters.get("coarse_tokens", 0),
+            "fine_tokens": counters.get("fine_tokens", 0),
+            "coarse_tokens": counters.get("coarse_tokens", 0),
             "nsp_labels": with_prefix(counters, "nsp_label."),
         },
         "accounting": {
-            "files": {"given": len(corpus_files), "read": counters.get("files_read", 0),
-                      "unreadable": counters.get("files_unreadable", 0),
-                      "errors": sorted(k.split(": ", 1)[1] for k in counters if k.startswith("read_error: "))},
-            "documents": {"read": counters.get("documents_read", 0), "kept": counters.get("documents_kept", 0),
-                          "dropped": with_prefix(counters, "documents_dropped.")},
+            "files": {
+                "given": len(corpus_files),
+                "read": counters.get("files_read", 0),
+                "unreadable": counters.get("files_unreadable", 0),
+                "errors": sorted(k.split(": ", 1)[1] for k in counters if k.startswith("read_error: ")),
+            },
+            "documents": {
+                "read": counters.get("documents_read", 0),
+                "kept": counters.get("documents_kept", 0),
+                "dropped": with_prefix(counters, "documents_dropped."),
+            },
             "lines": {"read": counters.get("lines_read", 0), "dropped": with_prefix(counters, "lines_dropped.")},
-            "sentences": {"kept": counters.get("sentences", 0),
-                          "dropped": with_prefix(counters, "sentences_dropped."),
-                          "truncated": counters.get("sentences_truncated", 0),
-                          "fine_tokens_truncated": counters.get("fine_tokens_truncated", 0)},
-            "examples": {"made": counters.get("examples", 0), "pairs_truncated": counters.get("pairs_truncated", 0),
-                         "pairs_dropped": counters.get("pairs_dropped", 0)},
+            "sentences": {
+                "kept": counters.get("sentences", 0),
+                "dropped": with_prefix(counters, "sentences_dropped."),
+                "truncated": counters.get("sentences_truncated", 0),
+                "fine_tokens_truncated": counters.get("fine_tokens_truncated", 0),
+            },
+            "examples": {
+                "made": counters.get("examples", 0),
+                "pairs_truncated": counters.get("pairs_truncated", 0),
+                "pairs_dropped": counters.get("pairs_dropped", 0),
+            },
         },
     }
 

@@ -92,9 +92,7 @@ class CountTerms(beam.PTransform):
 
     def expand(self, batches):
         partials = batches | "CountPerBatch" >> beam.ParDo(_CountBatch(self._term_counter, self._num_shards))
-        every_shard = batches.pipeline | "EveryShard" >> beam.Create(
-            [(shard, {}) for shard in range(self._num_shards)]
-        )
+        every_shard = batches.pipeline | "EveryShard" >> beam.Create([(shard, {}) for shard in range(self._num_shards)])
         return (
             (partials, every_shard)
             | "WithEveryShard" >> beam.Flatten()

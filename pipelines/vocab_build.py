@@ -108,8 +108,13 @@ def english_dictionary(cfg: VocabConfig, beam_args: list[str], work: str) -> tup
     else:
         from pipelines.phrases import PhrasesConfig, run
 
-        phrase_cfg = PhrasesConfig(corpus=cfg.corpus, out=f"{work}/phrases", min_count=cfg.effective_min_count,
-                                   max_phrases=cfg.max_phrases, num_shards=cfg.num_shards)
+        phrase_cfg = PhrasesConfig(
+            corpus=cfg.corpus,
+            out=f"{work}/phrases",
+            min_count=cfg.effective_min_count,
+            max_phrases=cfg.max_phrases,
+            num_shards=cfg.num_shards,
+        )
         stats = run(phrase_cfg, beam_args)
         entries = read_phrase_tsv(f"{work}/phrases/phrases.tsv")
     entries = rank_phrases(entries, cfg.max_phrases)
@@ -127,8 +132,9 @@ class _WriteRows(beam.DoFn):
         yield counter("words_written", len(rows))
 
 
-def chinese_dictionary(cfg: VocabConfig, corpus_files: list[str], beam_args: list[str],
-                       work: str) -> tuple[list[str], bytes, dict]:
+def chinese_dictionary(
+    cfg: VocabConfig, corpus_files: list[str], beam_args: list[str], work: str
+) -> tuple[list[str], bytes, dict]:
     """(words, words.tsv bytes, counters) from a Beam pass of the segmenter over the corpus."""
     with beam_pipeline(beam_args) as p:
         batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
@@ -223,17 +229,28 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
         fine_set = set(fine)
         coarse_units = [unit for unit in units if unit not in fine_set]
         extra_files = {"segmenter/user_dict.txt": Path(cfg.user_dict).read_bytes()} if cfg.user_dict else {}
-        artifact_args = dict(lang=cfg.lang, fine_vocab_lines=fine, coarse_units=coarse_units,
-                             dictionary_file_name=dictionary_name, dictionary_bytes=dictionary,
-                             segmenter_spec=segmenter, created_from=created_from, extra_files=extra_files)
+        artifact_args = dict(
+            lang=cfg.lang,
+            fine_vocab_lines=fine,
+            coarse_units=coarse_units,
+            dictionary_file_name=dictionary_name,
+            dictionary_bytes=dictionary,
+            segmenter_spec=segmenter,
+            created_from=created_from,
+            extra_files=extra_files,
+        )
         provisional = f"{work}/provisional"
         write_artifact(provisional, stats={}, **artifact_args)
         ratio = measure_coarse_ratio(provisional, corpus_files, beam_args, work)
         stats = {
             "corpus": ratio,
             "paper_coarse_ratio": {"en": 0.131, "zh": 0.515}[cfg.lang],
-            "sizes": {"fine": len(fine), "coarse": len(fine) + len(coarse_units), "coarse_units": len(coarse_units),
-                      "paper": PAPER_SIZES[cfg.lang]},
+            "sizes": {
+                "fine": len(fine),
+                "coarse": len(fine) + len(coarse_units),
+                "coarse_units": len(coarse_units),
+                "paper": PAPER_SIZES[cfg.lang],
+            },
             # only what the same inputs always reproduce: no timings, runner flags or paths
             "dictionary": {k: v for k, v in dictionary_stats.items() if k not in ("timings_seconds", "options")},
         }

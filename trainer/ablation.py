@@ -35,8 +35,17 @@ def labeled_files(prefix: str) -> dict[str, str]:
     return files
 
 
-def run_ablation(languages: list[Language], out: str, *, steps: int, seeds: int, pretrain_overrides: list[str],
-                 tuning, variants: tuple[str, ...] = VARIANTS, report: Callable[[str], None] = print) -> dict:
+def run_ablation(
+    languages: list[Language],
+    out: str,
+    *,
+    steps: int,
+    seeds: int,
+    pretrain_overrides: list[str],
+    tuning,
+    variants: tuple[str, ...] = VARIANTS,
+    report: Callable[[str], None] = print,
+) -> dict:
     """Pre-train and fine-tune every (language, variant); returns and writes OUT/results.json, results.md, PNG."""
     from trainer.finetune import evaluate_classifier, finetune_classifier
 
@@ -51,8 +60,14 @@ def run_ablation(languages: list[Language], out: str, *, steps: int, seeds: int,
                 tuned = os.path.join(out, "finetune", f"{language.name}-{variant}-seed{seed}")
                 record_path = os.path.join(tuned, "finetune.json")
                 if not os.path.exists(record_path):  # written last (the directory is swapped in whole)
-                    finetune_classifier(files["train"], files["dev"], run, tuned,
-                                        dataclasses.replace(tuning, seed=seed), test_path=files["test"])
+                    finetune_classifier(
+                        files["train"],
+                        files["dev"],
+                        run,
+                        tuned,
+                        dataclasses.replace(tuning, seed=seed),
+                        test_path=files["test"],
+                    )
                 with open(record_path, encoding="utf-8") as handle:
                     tested = json.load(handle)["scores"]["test"]  # scored at fine-tuning, with its default head
                 for name in names:
@@ -60,8 +75,10 @@ def run_ablation(languages: list[Language], out: str, *, steps: int, seeds: int,
                     scores = evaluate_classifier(tuned, files["test"], "fine") if name == "ambert-single" else tested
                     entry = results["scores"].setdefault(language.name, {}).setdefault(name, [])
                     entry.append({"seed": seed, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
-                    report(f"{language.name} {name} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
-                           f"macro-F1 {scores['macro_f1']:.4f}")
+                    report(
+                        f"{language.name} {name} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
+                        f"macro-F1 {scores['macro_f1']:.4f}"
+                    )
     summarize(results)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as handle:
@@ -85,8 +102,11 @@ def pretrain(language: Language, variant: str, run: str, steps: int, overrides: 
     if os.path.exists(os.path.join(run, "config.json")):
         train(resumed_config(run, [f"optim.max_steps={steps}"]), run, resume=True)
     else:
-        cfg = load_config("tiny", None, [*overrides, f"data.data={language.shards}", f"model.variant={variant}",
-                                         f"optim.max_steps={steps}"])
+        cfg = load_config(
+            "tiny",
+            None,
+            [*overrides, f"data.data={language.shards}", f"model.variant={variant}", f"optim.max_steps={steps}"],
+        )
         train(cfg, run, vocab_dir=language.vocab)
 
 
@@ -96,16 +116,24 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def summarize(results: dict) -> None:
     results["summary"] = {
-        language: {name: {metric: mean_std([run[metric] for run in runs]) for metric in ("accuracy", "macro_f1")}
-                   for name, runs in models.items()}
-        for language, models in results["scores"].items()}
+        language: {
+            name: {metric: mean_std([run[metric] for run in runs]) for metric in ("accuracy", "macro_f1")}
+            for name, runs in models.items()
+        }
+        for language, models in results["scores"].items()
+    }
 
 
 def results_markdown(results: dict) -> str:
-    lines = [f"# Ablation at small scale ({results['steps']} pre-training steps, tiny preset, "
-             f"{results['seeds']} fine-tuning seeds)", "",
-             "Test accuracy and macro-F1, mean ± std over seeds.", "",
-             "| language | model | accuracy | macro-F1 |", "|---|---|---|---|"]
+    lines = [
+        f"# Ablation at small scale ({results['steps']} pre-training steps, tiny preset, "
+        f"{results['seeds']} fine-tuning seeds)",
+        "",
+        "Test accuracy and macro-F1, mean ± std over seeds.",
+        "",
+        "| language | model | accuracy | macro-F1 |",
+        "|---|---|---|---|",
+    ]
     for language, models in results["summary"].items():
         for name, metrics in models.items():
             (acc, acc_sd), (f1, f1_sd) = metrics["accuracy"], metrics["macro_f1"]

@@ -33,9 +33,14 @@ class MaskedBatch:
     keys: list[str]  # sample keys, for debugging and data-position checks
 
     def _map_tensors(self, change) -> MaskedBatch:
-        return dataclasses.replace(self, **{
-            f.name: change(getattr(self, f.name))
-            for f in dataclasses.fields(self) if isinstance(getattr(self, f.name), torch.Tensor)})
+        return dataclasses.replace(
+            self,
+            **{
+                f.name: change(getattr(self, f.name))
+                for f in dataclasses.fields(self)
+                if isinstance(getattr(self, f.name), torch.Tensor)
+            },
+        )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> MaskedBatch:
         return self._map_tensors(lambda tensor: tensor.to(device, non_blocking=non_blocking))

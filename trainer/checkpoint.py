@@ -67,8 +67,9 @@ def _rng_state() -> dict:
     return state
 
 
-def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, optimizer, scheduler,
-                    position: DataPosition, keep_last: int) -> str:
+def save_checkpoint(
+    run_dir: str, step: int, model: torch.nn.Module, optimizer, scheduler, position: DataPosition, keep_last: int
+) -> str:
     """Every rank calls this; rank 0 writes the shared files. Returns the checkpoint directory."""
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
@@ -79,12 +80,16 @@ def save_checkpoint(run_dir: str, step: int, model: torch.nn.Module, optimizer, 
         shutil.rmtree(staging, ignore_errors=True)  # left by a run killed while saving
         os.makedirs(staging)
     _barrier()
-    torch.save({"rng": _rng_state(), "position": [position.epoch, position.batches]},
-               os.path.join(staging, f"rank-{rank:05d}.pt"))
+    torch.save(
+        {"rng": _rng_state(), "position": [position.epoch, position.batches]},
+        os.path.join(staging, f"rank-{rank:05d}.pt"),
+    )
     if rank == 0:
         save_model(model, os.path.join(staging, "model.safetensors"))
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                   os.path.join(staging, "optimizer.pt"))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            os.path.join(staging, "optimizer.pt"),
+        )
     _barrier()
     if rank == 0:
         state = {"step": step, "world_size": world, "epoch": position.epoch, "batches": position.batches}
@@ -104,8 +109,9 @@ def read_state(checkpoint: str) -> dict:
         with open(os.path.join(checkpoint, "state.json"), encoding="utf-8") as handle:
             return json.load(handle)
     except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{checkpoint} has no readable state.json ({error}); "
-                              "pass an earlier checkpoint or start a new run") from error
+        raise CheckpointError(
+            f"{checkpoint} has no readable state.json ({error}); pass an earlier checkpoint or start a new run"
+        ) from error
 
 
 def load_weights(checkpoint: str, model: torch.nn.Module) -> None:
@@ -116,11 +122,14 @@ def load_weights(checkpoint: str, model: torch.nn.Module) -> None:
     try:
         missing, unexpected = load_model(model, path, strict=False)
     except RuntimeError as error:
-        raise CheckpointError(f"{path} does not fit this model ({error}); "
-                              "was it trained with another variant or vocabulary?") from error
+        raise CheckpointError(
+            f"{path} does not fit this model ({error}); was it trained with another variant or vocabulary?"
+        ) from error
     if missing or unexpected:
-        raise CheckpointError(f"{path} does not fit this model: missing {sorted(missing)[:5]}, "
-                              f"unexpected {sorted(unexpected)[:5]}; was it trained with another variant?")
+        raise CheckpointError(
+            f"{path} does not fit this model: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}; was it trained with another variant?"
+        )
 
 
 def load_checkpoint(checkpoint: str, model: torch.nn.Module, optimizer, scheduler) -> tuple[int, DataPosition]:
@@ -129,8 +138,10 @@ def load_checkpoint(checkpoint: str, model: torch.nn.Module, optimizer, schedule
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     state = read_state(checkpoint)
     if state["world_size"] != world:
-        raise CheckpointError(f"{checkpoint} was written by {state['world_size']} ranks, this run has {world}: "
-                              f"resume with --nproc {state['world_size']} (the data position depends on it)")
+        raise CheckpointError(
+            f"{checkpoint} was written by {state['world_size']} ranks, this run has {world}: "
+            f"resume with --nproc {state['world_size']} (the data position depends on it)"
+        )
     load_weights(checkpoint, model)
     shared = torch.load(os.path.join(checkpoint, "optimizer.pt"), map_location="cpu", weights_only=True)
     optimizer.load_state_dict(shared["optimizer"])

@@ -190,12 +190,14 @@ def read_config_file(path: str) -> dict[str, typing.Any]:
     try:
         return tomllib.loads(data.decode("utf-8")) if path.endswith(".toml") else json.loads(data)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: "
-                          f"{error}") from error
+        raise ConfigError(
+            f"config file {path} is not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {error}"
+        ) from error
 
 
-def load_config(preset: str | None = "tiny", config_file: str | None = None,
-                overrides: list[str] | None = None) -> TrainConfig:
+def load_config(
+    preset: str | None = "tiny", config_file: str | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
     """Defaults ← preset ← config file ← command-line overrides, validated."""
     cfg = TrainConfig()
     if preset is not None:

@@ -66,9 +66,24 @@ class ShardStream(IterableDataset):
     Slots interleave ranks, slot = worker × world_size + rank, so shard i % slots = slot goes to rank i % world_size:
     ranks differ by one shard at most, workers of a rank too."""
 
-    def __init__(self, shards: list[Shard], *, max_seq_len: int, vocab_sizes: tuple[int, int],
-                 collator: MaskingCollator, batch_size: int, num_workers: int, shuffle_buffer: int, seed: int,
-                 epoch: int, rank: int, world_size: int, resampled: bool, strict: bool, skip_batches: int) -> None:
+    def __init__(
+        self,
+        shards: list[Shard],
+        *,
+        max_seq_len: int,
+        vocab_sizes: tuple[int, int],
+        collator: MaskingCollator,
+        batch_size: int,
+        num_workers: int,
+        shuffle_buffer: int,
+        seed: int,
+        epoch: int,
+        rank: int,
+        world_size: int,
+        resampled: bool,
+        strict: bool,
+        skip_batches: int,
+    ) -> None:
         self.shards, self.max_seq_len, self.vocab_sizes, self.collator = shards, max_seq_len, vocab_sizes, collator
         self.batch_size, self.shuffle_buffer, self.seed, self.epoch = batch_size, shuffle_buffer, seed, epoch
         self.rank, self.world_size, self.resampled, self.strict = rank, world_size, resampled, strict
@@ -91,7 +106,7 @@ class ShardStream(IterableDataset):
         """Samples this rank's `worker` reads in an epoch, by the manifest's counts."""
         if self.split_samples:
             return len(range(self.slot(worker), sum(shard.samples for shard in self.shards), self.slots))
-        return sum(shard.samples for shard in self.epoch_order()[self.slot(worker)::self.slots])
+        return sum(shard.samples for shard in self.epoch_order()[self.slot(worker) :: self.slots])
 
     def shards_of(self, worker: int) -> Iterator[tuple[Shard, int]]:
         """(shard, epoch index of its first sample) for this worker: shard i of the epoch order goes to slot
@@ -104,7 +119,7 @@ class ShardStream(IterableDataset):
         if self.split_samples:
             yield from zip(order, itertools.accumulate((shard.samples for shard in order), initial=0), strict=False)
         else:
-            yield from ((shard, 0) for shard in order[self.slot(worker)::self.slots])
+            yield from ((shard, 0) for shard in order[self.slot(worker) :: self.slots])
 
     def check(self, member: dict) -> ShardExample:
         key, _, suffix = member["fname"].rpartition(".")
@@ -116,8 +131,9 @@ class ShardStream(IterableDataset):
             raise CodecError(f"sample {key}: {'; '.join(faults)}")
         return example
 
-    def read(self, shards: Iterator[tuple[Shard, int]], slot: int | None,
-             reports: list[tuple[str, str]]) -> Iterator[ShardExample]:
+    def read(
+        self, shards: Iterator[tuple[Shard, int]], slot: int | None, reports: list[tuple[str, str]]
+    ) -> Iterator[ShardExample]:
         """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None). A corrupt
         shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
         strict; else it is reported and reading goes on with the next shard."""
@@ -135,13 +151,17 @@ class ShardStream(IterableDataset):
             except (CodecError, tarfile.TarError, OSError) as error:
                 problem = f"{shard.path}, after {count} samples: {error}"
                 if self.strict:
-                    raise ShardSetError(f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
-                                        "without strict (data.strict=false) such a shard is skipped") from error
+                    raise ShardSetError(
+                        f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
+                        "without strict (data.strict=false) such a shard is skipped"
+                    ) from error
                 reports.append((shard.name, problem))
                 broken.add(shard.name)
                 if self.resampled and len(broken) == len(self.shards):
-                    raise ShardSetError(f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
-                                        f"{problem}); rebuild the set with `ambert shard`") from error
+                    raise ShardSetError(
+                        f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
+                        f"{problem}); rebuild the set with `ambert shard`"
+                    ) from error
 
     def __iter__(self) -> Iterator[tuple[MaskedBatch | None, tuple[tuple[str, str], ...]]]:
         info = get_worker_info()
@@ -175,8 +195,16 @@ class PretrainingLoader:
     def __iter__(self) -> Iterator[MaskedBatch]:
         # its own generator: creating workers must not draw from the global RNG (dropout), or resume would differ
         generator = torch.Generator().manual_seed(self.stream.seed)
-        batches = iter(DataLoader(self.stream, batch_size=None, num_workers=self.num_workers, collate_fn=_unchanged,
-                                  generator=generator, pin_memory=torch.cuda.is_available()))
+        batches = iter(
+            DataLoader(
+                self.stream,
+                batch_size=None,
+                num_workers=self.num_workers,
+                collate_fn=_unchanged,
+                generator=generator,
+                pin_memory=torch.cuda.is_available(),
+            )
+        )
         discard = self.stream.discard
         try:
             for batch, reports in batches:
@@ -192,9 +220,22 @@ class PretrainingLoader:
             getattr(batches, "_shutdown_workers", lambda: None)()
 
 
-def pretraining_loader(data: str, *, expect_vocab_id: str, collator: MaskingCollator, batch_size: int,
-                       num_workers: int, shuffle_buffer: int, seed: int, epoch: int, rank: int, world_size: int,
-                       resampled: bool = False, strict: bool = False, skip_batches: int = 0) -> PretrainingLoader:
+def pretraining_loader(
+    data: str,
+    *,
+    expect_vocab_id: str,
+    collator: MaskingCollator,
+    batch_size: int,
+    num_workers: int,
+    shuffle_buffer: int,
+    seed: int,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    resampled: bool = False,
+    strict: bool = False,
+    skip_batches: int = 0,
+) -> PretrainingLoader:
     """The batches of `rank` (of `world_size`) for `epoch` of the shard set `data` (a directory or an fsspec URL).
 
     Epoch mode reads each of the slot's shards once (the last batch of each worker may be short); resampled mode
@@ -208,21 +249,37 @@ def pretraining_loader(data: str, *, expect_vocab_id: str, collator: MaskingColl
     worker runs dry within the skipped batches.
     """
     if batch_size < 1 or num_workers < 0 or shuffle_buffer < 1 or skip_batches < 0 or not 0 <= rank < world_size:
-        raise ValueError(f"pretraining_loader: need batch_size ≥ 1 ({batch_size}), num_workers ≥ 0 ({num_workers}), "
-                         f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}) and "
-                         f"0 ≤ rank ({rank}) < world_size ({world_size})")
+        raise ValueError(
+            f"pretraining_loader: need batch_size ≥ 1 ({batch_size}), num_workers ≥ 0 ({num_workers}), "
+            f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}) and "
+            f"0 ≤ rank ({rank}) < world_size ({world_size})"
+        )
     manifest = read_manifest(data, expect_vocab_id)
-    shards = [Shard(entry["name"], shard_path(data, entry["name"]), entry["samples"])
-              for entry in manifest["shards"]]
+    shards = [Shard(entry["name"], shard_path(data, entry["name"]), entry["samples"]) for entry in manifest["shards"]]
     if not shards:
         raise ShardSetError(f"{data} holds no shards: rebuild it with `ambert shard` from a non-empty corpus")
     sizes = manifest["vocab"]["sizes"]
-    stream = ShardStream(shards, max_seq_len=manifest["options"]["max_seq_len"],
-                         vocab_sizes=(sizes["fine"], sizes["coarse"]), collator=collator, batch_size=batch_size,
-                         num_workers=num_workers, shuffle_buffer=shuffle_buffer, seed=seed, epoch=epoch, rank=rank,
-                         world_size=world_size, resampled=resampled, strict=strict, skip_batches=skip_batches)
+    stream = ShardStream(
+        shards,
+        max_seq_len=manifest["options"]["max_seq_len"],
+        vocab_sizes=(sizes["fine"], sizes["coarse"]),
+        collator=collator,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        shuffle_buffer=shuffle_buffer,
+        seed=seed,
+        epoch=epoch,
+        rank=rank,
+        world_size=world_size,
+        resampled=resampled,
+        strict=strict,
+        skip_batches=skip_batches,
+    )
     if stream.split_samples:
-        warnings.warn(f"{data}: {len(shards)} shard(s) for {stream.slots} (rank, worker) slots, so every slot reads "
-                      f"every shard and keeps every {stream.slots}-th sample; for less reading, write more shards "
-                      "(a smaller samples_per_shard) or use fewer workers", stacklevel=2)
+        warnings.warn(
+            f"{data}: {len(shards)} shard(s) for {stream.slots} (rank, worker) slots, so every slot reads "
+            f"every shard and keeps every {stream.slots}-th sample; for less reading, write more shards "
+            "(a smaller samples_per_shard) or use fewer workers",
+            stacklevel=2,
+        )
     return PretrainingLoader(stream, num_workers)

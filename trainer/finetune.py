@@ -61,8 +61,9 @@ class SequenceClassifier(nn.Module):
         self.heads = heads_of(self.variant)
         hidden = model_config.hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.classifiers = nn.ModuleDict({
-            head: nn.Linear(2 * hidden if head == "concat" else hidden, num_labels) for head in self.heads})
+        self.classifiers = nn.ModuleDict(
+            {head: nn.Linear(2 * hidden if head == "concat" else hidden, num_labels) for head in self.heads}
+        )
         for layer in self.classifiers.values():
             nn.init.normal_(layer.weight, std=model_config.initializer_range)
             nn.init.zeros_(layer.bias)
@@ -74,8 +75,14 @@ class SequenceClassifier(nn.Module):
         if self.variant == "hybrid":
             sides = ("fine", "coarse")  # one encoder over both sequences
         encoded = self.encoder.encode(
-            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask,
-            sides=sides)
+            batch.fine_ids,
+            batch.fine_type,
+            batch.fine_mask,
+            batch.coarse_ids,
+            batch.coarse_type,
+            batch.coarse_mask,
+            sides=sides,
+        )
         pooled = {"fine": encoded.fine_pooled, "coarse": encoded.coarse_pooled}
         if "concat" in heads:
             pooled["concat"] = torch.cat([pooled["fine"], pooled["coarse"]], dim=-1)  # (B, 2H)
@@ -137,12 +144,18 @@ def config_record(model_config: ModelConfig, tuning: FinetuneConfig) -> dict:
 
 def batches_of(examples: list, batch_size: int):
     for start in range(0, len(examples), batch_size):
-        yield examples[start:start + batch_size]
+        yield examples[start : start + batch_size]
 
 
 @torch.no_grad()
-def predict(classifier: SequenceClassifier, examples: list, spec, head: str, batch_size: int = 64,
-            device: torch.device | str | None = None) -> list[int]:
+def predict(
+    classifier: SequenceClassifier,
+    examples: list,
+    spec,
+    head: str,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> list[int]:
     """Label ids predicted by one head (fine: AMBERT-Single, only the fine encoder runs)."""
     from trainer.masking import pad_examples
 
@@ -156,8 +169,15 @@ def predict(classifier: SequenceClassifier, examples: list, spec, head: str, bat
     return predicted
 
 
-def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tuning: FinetuneConfig,
-                        test_path: str | None = None, report=None) -> dict:
+def finetune_classifier(
+    train_path: str,
+    dev_path: str,
+    init: str,
+    out: str,
+    tuning: FinetuneConfig,
+    test_path: str | None = None,
+    report=None,
+) -> dict:
     """Fine-tune from a pre-training run (or one of its checkpoints); keep the epoch with the best dev accuracy.
 
     Writes OUT/model.safetensors, finetune.json (labels, configs, dev/test scores), vocab/ and confusion PNGs.
@@ -173,8 +193,9 @@ def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tun
     run_dir, checkpoint = locate_run(init)
     model_config = read_config(os.path.join(run_dir, "config.json")).model
     if tuning.max_seq_len > model_config.max_position:
-        raise ValueError(f"--max-seq-len {tuning.max_seq_len} exceeds the model's {model_config.max_position} "
-                         "positions")
+        raise ValueError(
+            f"--max-seq-len {tuning.max_seq_len} exceeds the model's {model_config.max_position} positions"
+        )
     head = prediction_head(model_config.variant, tuning.predict_from)
     vocab_dir = os.path.join(run_dir, "vocab")
     tokenizer = MultiGrainedTokenizer.from_artifact(vocab_dir)
@@ -210,7 +231,7 @@ def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tun
         order = torch.randperm(len(encoded["train"]), generator=shuffled).to(device)
         total, count = 0.0, 0
         for start in range(0, len(order), tuning.batch_size):
-            rows = order[start:start + tuning.batch_size]
+            rows = order[start : start + tuning.batch_size]
             batch = pad_examples([encoded["train"][i] for i in rows.tolist()], spec).to(device)
             loss = classification_loss(classifier(batch), targets[rows], tuning.reg_lambda)
             optimizer.zero_grad(set_to_none=True)
@@ -228,11 +249,19 @@ def finetune_classifier(train_path: str, dev_path: str, init: str, out: str, tun
             best = (dev_accuracy, {k: v.detach().clone() for k, v in classifier.state_dict().items()}, epoch + 1)
     classifier.load_state_dict(best[1])
     classifier.cpu()  # saved and scored on the CPU: the same numbers on any machine
-    record = {**config_record(model_config, tuning), "labels": labels, "init": os.path.abspath(checkpoint),
-              "best_epoch": best[2], "history": history, "head": head, "scores": {}}
+    record = {
+        **config_record(model_config, tuning),
+        "labels": labels,
+        "init": os.path.abspath(checkpoint),
+        "best_epoch": best[2],
+        "history": history,
+        "head": head,
+        "scores": {},
+    }
     for split in [s for s in ("dev", "test") if s in encoded]:
         record["scores"][split] = score_predictions(
-            gold[split], predict(classifier, encoded[split], spec, head), labels)
+            gold[split], predict(classifier, encoded[split], spec, head), labels
+        )
     save_finetuned(out, classifier, record, run_dir)
     for split, scores in record["scores"].items():
         _plot_confusion(scores, labels, os.path.join(out, f"confusion-{split}.png"), f"{split} ({head})")
@@ -253,8 +282,9 @@ def _plot_confusion(scores: dict, labels: list[str], path: str, title: str) -> N
     plot_confusion_matrix(np.asarray(scores["confusion"]), labels, path, title)
 
 
-def evaluate_classifier(directory: str, data_path: str, predict_from: str | None = None,
-                        png_path: str | None = None) -> dict:
+def evaluate_classifier(
+    directory: str, data_path: str, predict_from: str | None = None, png_path: str | None = None
+) -> dict:
     """Scores of a fine-tuned classifier on a labeled file (accuracy, macro-F1, confusion matrix PNG)."""
     from trainer.labeled_data import encode_labeled, read_labeled
     from trainer.masking import MaskingSpec
@@ -268,8 +298,9 @@ def evaluate_classifier(directory: str, data_path: str, predict_from: str | None
     unknown = sorted({row.label for row in rows} - set(labels))
     if unknown:
         raise ValueError(f"{data_path} has labels {unknown[:5]} the classifier does not know ({labels})")
-    examples = encode_labeled(MultiGrainedTokenizer.from_artifact(vocab_dir), rows,
-                              record["finetune"]["max_seq_len"], "eval")
+    examples = encode_labeled(
+        MultiGrainedTokenizer.from_artifact(vocab_dir), rows, record["finetune"]["max_seq_len"], "eval"
+    )
     gold = [labels.index(row.label) for row in rows]
     scores = score_predictions(gold, predict(classifier, examples, MaskingSpec.from_artifact(vocab_dir), head), labels)
     scores["head"] = head
@@ -290,18 +321,31 @@ def export_hf_classifier(directory: str, out: str) -> None:
 
     classifier, record = load_finetuned(directory)
     if "fine" not in classifier.heads or classifier.variant == "hybrid":
-        raise ValueError(f"{directory} is a {classifier.variant} classifier without a fine-only head; "
-                         "only ambert, combo and bert-fine classifiers export as BertForSequenceClassification")
+        raise ValueError(
+            f"{directory} is a {classifier.variant} classifier without a fine-only head; "
+            "only ambert, combo and bert-fine classifiers export as BertForSequenceClassification"
+        )
     labels = record["labels"]
-    config = {**hf_config(classifier.encoder), "architectures": ["BertForSequenceClassification"],
-              "id2label": dict(enumerate(labels)), "label2id": {label: i for i, label in enumerate(labels)},
-              "num_labels": len(labels), "classifier_dropout": None}
+    config = {
+        **hf_config(classifier.encoder),
+        "architectures": ["BertForSequenceClassification"],
+        "id2label": dict(enumerate(labels)),
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "num_labels": len(labels),
+        "classifier_dropout": None,
+    }
     head = classifier.classifiers["fine"]
-    weights = {**{f"bert.{name}": tensor for name, tensor in hf_state_dict(classifier.encoder).items()},
-               "classifier.weight": head.weight, "classifier.bias": head.bias}
+    weights = {
+        **{f"bert.{name}": tensor for name, tensor in hf_state_dict(classifier.encoder).items()},
+        "classifier.weight": head.weight,
+        "classifier.bias": head.bias,
+    }
     with staged_directory(out) as staging:
-        save_file({name: tensor.detach().contiguous() for name, tensor in weights.items()},
-                  os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            {name: tensor.detach().contiguous() for name, tensor in weights.items()},
+            os.path.join(staging, "model.safetensors"),
+            metadata={"format": "pt"},
+        )
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2, ensure_ascii=False)
         for name in ("vocab.txt", "tokenizer.json"):

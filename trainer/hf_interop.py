@@ -18,14 +18,23 @@ import torch
 from trainer.model import AmbertModel, Encoder
 
 _LAYER = {  # our name inside encoder.layers.{i} → transformers' inside encoder.layer.{i}
-    "attention.query": "attention.self.query", "attention.key": "attention.self.key",
-    "attention.value": "attention.self.value", "attention_output": "attention.output.dense",
-    "attention_norm": "attention.output.LayerNorm", "intermediate": "intermediate.dense",
-    "output": "output.dense", "output_norm": "output.LayerNorm",
+    "attention.query": "attention.self.query",
+    "attention.key": "attention.self.key",
+    "attention.value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "intermediate": "intermediate.dense",
+    "output": "output.dense",
+    "output_norm": "output.LayerNorm",
 }
-_CONFIG_FIELDS = {"hidden_size": "hidden_size", "num_hidden_layers": "num_layers",
-                  "num_attention_heads": "num_heads", "intermediate_size": "intermediate_size",
-                  "max_position_embeddings": "max_position", "type_vocab_size": "type_vocab_size"}
+_CONFIG_FIELDS = {
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_layers",
+    "num_attention_heads": "num_heads",
+    "intermediate_size": "intermediate_size",
+    "max_position_embeddings": "max_position",
+    "type_vocab_size": "type_vocab_size",
+}
 
 
 def encoder_names(encoder: Encoder) -> dict[str, torch.Tensor]:
@@ -35,7 +44,8 @@ def encoder_names(encoder: Encoder) -> dict[str, torch.Tensor]:
         "embeddings.token_type_embeddings.weight": encoder.embeddings.token_type_embeddings.weight,
         "embeddings.LayerNorm.weight": encoder.embeddings.LayerNorm.weight,
         "embeddings.LayerNorm.bias": encoder.embeddings.LayerNorm.bias,
-        "pooler.dense.weight": encoder.pooler.weight, "pooler.dense.bias": encoder.pooler.bias,
+        "pooler.dense.weight": encoder.pooler.weight,
+        "pooler.dense.bias": encoder.pooler.bias,
     }
     for index, layer in enumerate(encoder.layers):
         for ours, theirs in _LAYER.items():
@@ -60,13 +70,24 @@ def hf_state_dict(model: AmbertModel) -> dict[str, torch.Tensor]:
 
 def hf_config(model: AmbertModel) -> dict:
     cfg = model.cfg
-    return {"model_type": "bert", "architectures": ["BertModel"], "hidden_act": "gelu",
-            "vocab_size": cfg.fine_vocab_size, "hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers,
-            "num_attention_heads": cfg.num_heads, "intermediate_size": cfg.intermediate_size,
-            "max_position_embeddings": cfg.max_position, "type_vocab_size": cfg.type_vocab_size,
-            "layer_norm_eps": cfg.layer_norm_eps, "hidden_dropout_prob": cfg.dropout,
-            "attention_probs_dropout_prob": cfg.attention_dropout, "initializer_range": cfg.initializer_range,
-            "pad_token_id": cfg.pad_id, "position_embedding_type": "absolute"}
+    return {
+        "model_type": "bert",
+        "architectures": ["BertModel"],
+        "hidden_act": "gelu",
+        "vocab_size": cfg.fine_vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "max_position_embeddings": cfg.max_position,
+        "type_vocab_size": cfg.type_vocab_size,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout,
+        "initializer_range": cfg.initializer_range,
+        "pad_token_id": cfg.pad_id,
+        "position_embedding_type": "absolute",
+    }
 
 
 def read_hf_checkpoint(hf_dir: str) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
@@ -78,8 +99,10 @@ def read_hf_checkpoint(hf_dir: str) -> tuple[dict, dict[str, torch.Tensor], list
     paths = {name: os.path.join(hf_dir, name) for name in ("config.json", "vocab.txt")}
     for path in paths.values():
         if not os.path.exists(path):
-            raise ValueError(f"{path} is missing: --init-from needs a Hugging Face BERT directory "
-                             "(config.json, model.safetensors or pytorch_model.bin, vocab.txt)")
+            raise ValueError(
+                f"{path} is missing: --init-from needs a Hugging Face BERT directory "
+                "(config.json, model.safetensors or pytorch_model.bin, vocab.txt)"
+            )
     with open(paths["config.json"], encoding="utf-8") as handle:
         config = json.load(handle)
     if os.path.exists(os.path.join(hf_dir, "model.safetensors")):
@@ -92,22 +115,27 @@ def read_hf_checkpoint(hf_dir: str) -> tuple[dict, dict[str, torch.Tensor], list
     return config, tensors, read_vocab_lines(paths["vocab.txt"])
 
 
-def _check_geometry(model: AmbertModel, hf_dir: str, config: dict, fine_vocab: list[str],
-                    coarse_vocab: list[str]) -> None:
+def _check_geometry(
+    model: AmbertModel, hf_dir: str, config: dict, fine_vocab: list[str], coarse_vocab: list[str]
+) -> None:
     for theirs, ours in _CONFIG_FIELDS.items():
         if theirs not in config:
             raise ValueError(f"{hf_dir}/config.json has no {theirs}: not a BERT config")
         if config[theirs] != getattr(model.cfg, ours):
-            raise ValueError(f"{hf_dir}/config.json has {theirs}={config[theirs]} but the model has "
-                             f"model.{ours}={getattr(model.cfg, ours)}: set model.{ours}={config[theirs]}")
+            raise ValueError(
+                f"{hf_dir}/config.json has {theirs}={config[theirs]} but the model has "
+                f"model.{ours}={getattr(model.cfg, ours)}: set model.{ours}={config[theirs]}"
+            )
     for name, ours in (("hidden_act", "gelu"), ("position_embedding_type", "absolute")):
         if config.get(name, ours) != ours:
             raise ValueError(f"{hf_dir}/config.json has {name}={config[name]!r}; AMBERT only has {name}={ours!r}")
     for side, vocab in (("fine", fine_vocab), ("coarse", coarse_vocab)):
         size = getattr(model.cfg, f"{side}_vocab_size")
         if side in model.sides and len(vocab) != size:
-            raise ValueError(f"the {side} vocabulary has {len(vocab)} tokens but model.{side}_vocab_size is {size}: "
-                             "pass the vocab files of the artifact the model was built for")
+            raise ValueError(
+                f"the {side} vocabulary has {len(vocab)} tokens but model.{side}_vocab_size is {size}: "
+                "pass the vocab files of the artifact the model was built for"
+            )
 
 
 def _hf_rows(vocab: list[str], hf_index: dict[str, int], pieces_of=None) -> dict[int, list[int]]:
@@ -134,8 +162,9 @@ def _mean_rows(source: torch.Tensor, rows: dict[int, list[int]]) -> tuple[torch.
 
 
 @torch.no_grad()
-def init_from_hf(model: AmbertModel, hf_dir: str, fine_vocab: list[str], coarse_vocab: list[str],
-                 fine_tokenizer_json: str) -> dict:
+def init_from_hf(
+    model: AmbertModel, hf_dir: str, fine_vocab: list[str], coarse_vocab: list[str], fine_tokenizer_json: str
+) -> dict:
     """Load a Hugging Face BERT into every encoder of `model`, both word tables and the MLM heads; returns counts.
 
     Word rows (and, from a BertForMaskedLM checkpoint, MLM decoder biases) are copied by token string; a coarse token
@@ -174,10 +203,12 @@ def init_from_hf(model: AmbertModel, hf_dir: str, fine_vocab: list[str], coarse_
         if side == "coarse":
             counts["coarse_from_pieces"] = len(rows) - copied
 
-    transform = {"cls.predictions.transform.dense.weight": "dense.weight",
-                 "cls.predictions.transform.dense.bias": "dense.bias",
-                 "cls.predictions.transform.LayerNorm.weight": "LayerNorm.weight",
-                 "cls.predictions.transform.LayerNorm.bias": "LayerNorm.bias"}
+    transform = {
+        "cls.predictions.transform.dense.weight": "dense.weight",
+        "cls.predictions.transform.dense.bias": "dense.bias",
+        "cls.predictions.transform.LayerNorm.weight": "LayerNorm.weight",
+        "cls.predictions.transform.LayerNorm.bias": "LayerNorm.bias",
+    }
     if all(name in tensors for name in transform):  # a BertForMaskedLM checkpoint
         for head in model.mlm_heads.values():
             for theirs, ours in transform.items():

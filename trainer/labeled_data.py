@@ -54,8 +54,9 @@ def label_vocabulary(examples: list[LabeledExample]) -> list[str]:
     return sorted({example.label for example in examples})
 
 
-def encode_labeled(tokenizer, examples: list[LabeledExample], max_seq_len: int,
-                   split: str = "train") -> list[ShardExample]:
+def encode_labeled(
+    tokenizer, examples: list[LabeledExample], max_seq_len: int, split: str = "train"
+) -> list[ShardExample]:
     """[CLS] text [SEP] (text_b [SEP]) at both granularities, truncated to ≤ max_seq_len tokens on each side.
 
     `tokenizer` is a vocab.multigrained.MultiGrainedTokenizer. Keys are f"{split}-{index}" (index in
@@ -100,12 +101,15 @@ def truncate_aligned(aligned, max_seq_len: int, key: str = "") -> ShardExample:
     ends = np.cumsum(widths[coarse]).astype(np.int32)
     pairs = lambda values: np.asarray(values, dtype=np.int32).reshape(-1, 2)  # noqa: E731
     return ShardExample(
-        key=key, doc_id="", fine_ids=np.asarray(aligned.fine_ids, dtype=np.int32)[fine],
+        key=key,
+        doc_id="",
+        fine_ids=np.asarray(aligned.fine_ids, dtype=np.int32)[fine],
         coarse_ids=np.asarray(aligned.coarse_ids, dtype=np.int32)[coarse],
         align=np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1).astype(np.int32),
         fine_type=np.asarray(aligned.fine_type, dtype=np.uint8)[fine],
         coarse_type=coarse_type.astype(np.uint8)[coarse],
-        fine_offsets=pairs(aligned.fine_offsets)[fine], coarse_offsets=pairs(aligned.coarse_offsets)[coarse],
+        fine_offsets=pairs(aligned.fine_offsets)[fine],
+        coarse_offsets=pairs(aligned.coarse_offsets)[coarse],
         nsp_label=-1,
     )
 
@@ -123,8 +127,9 @@ def _decoded_lines(path: str):
     except FileNotFoundError as error:
         raise LabeledDataError(f"{path} not found") from error
     except (OSError, EOFError, zlib.error) as error:
-        raise LabeledDataError(f"{path} is not readable as {'gzip' if path.endswith('.gz') else 'a file'}: "
-                               f"{error}") from error
+        raise LabeledDataError(
+            f"{path} is not readable as {'gzip' if path.endswith('.gz') else 'a file'}: {error}"
+        ) from error
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()
@@ -132,8 +137,10 @@ def _decoded_lines(path: str):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise LabeledDataError(f"{path}, line {number}: invalid UTF-8 at byte {error.start} ({error.reason}); "
-                                   "convert the file to UTF-8") from error
+            raise LabeledDataError(
+                f"{path}, line {number}: invalid UTF-8 at byte {error.start} ({error.reason}); "
+                "convert the file to UTF-8"
+            ) from error
         line = line.removesuffix("\r")
         yield number, line.removeprefix("\ufeff") if number == 1 else line
 
@@ -144,18 +151,23 @@ def _read_tsv(path: str, lines: list[tuple[int, str]]) -> list[LabeledExample]:
         missing = [name for name in ("label", "text") if name not in first]
         unknown = [name for name in first if name not in COLUMNS]
         if missing or unknown or len(set(first)) != len(first):
-            raise LabeledDataError(f"{path}, line 1: header {first} must name the columns label and text (and "
-                                   f"optionally text_b) once each; missing {missing}, unknown {unknown}")
+            raise LabeledDataError(
+                f"{path}, line 1: header {first} must name the columns label and text (and "
+                f"optionally text_b) once each; missing {missing}, unknown {unknown}"
+            )
         columns, rows = first, lines[1:]
     else:
         columns, rows = None, lines
     examples = []
     for number, line in rows:
         fields = line.split("\t")
-        names = columns or COLUMNS[:len(fields)]
+        names = columns or COLUMNS[: len(fields)]
         if len(fields) != len(names) or len(fields) < 2:
-            expected = f"{len(columns)} tab-separated fields ({', '.join(columns)})" if columns else \
-                "label<TAB>text or label<TAB>text<TAB>text_b"
+            expected = (
+                f"{len(columns)} tab-separated fields ({', '.join(columns)})"
+                if columns
+                else "label<TAB>text or label<TAB>text<TAB>text_b"
+            )
             raise LabeledDataError(f"{path}, line {number}: {len(fields)} tab-separated fields; expected {expected}")
         examples.append(_example(path, number, dict(zip(names, fields, strict=True))))
     if not examples:
@@ -169,11 +181,13 @@ def _read_jsonl(path: str, lines: list[tuple[int, str]]) -> list[LabeledExample]
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise LabeledDataError(f"{path}, line {number}: invalid JSON ({error.msg} at column {error.colno})") \
-                from error
+            raise LabeledDataError(
+                f"{path}, line {number}: invalid JSON ({error.msg} at column {error.colno})"
+            ) from error
         if not isinstance(record, dict):
-            raise LabeledDataError(f"{path}, line {number}: expected a JSON object with label and text, got "
-                                   f"{type(record).__name__}")
+            raise LabeledDataError(
+                f"{path}, line {number}: expected a JSON object with label and text, got {type(record).__name__}"
+            )
         for name in ("label", "text"):
             if record.get(name) is None:
                 raise LabeledDataError(f"{path}, line {number}: missing field {name!r} (has {sorted(record)})")
@@ -182,8 +196,11 @@ def _read_jsonl(path: str, lines: list[tuple[int, str]]) -> list[LabeledExample]
                 raise LabeledDataError(f"{path}, line {number}: field {name!r} must be a string")
         if isinstance(record["label"], dict | list):
             raise LabeledDataError(f"{path}, line {number}: label must be a string or a number")
-        examples.append(_example(path, number, {"label": str(record["label"]), "text": record["text"],
-                                                "text_b": record.get("text_b")}))
+        examples.append(
+            _example(
+                path, number, {"label": str(record["label"]), "text": record["text"], "text_b": record.get("text_b")}
+            )
+        )
     return examples
 
 
@@ -192,5 +209,4 @@ def _example(path: str, number: int, fields: dict[str, str | None]) -> LabeledEx
         value = fields.get(name)
         if value is not None and not value.strip():
             raise LabeledDataError(f"{path}, line {number}: empty {name}; remove the line or fill it in")
-    return LabeledExample(text=fields["text"], label=fields["label"].strip(), text_b=fields.get("text_b"),
-                          line=number)
+    return LabeledExample(text=fields["text"], label=fields["label"].strip(), text_b=fields.get("text_b"), line=number)

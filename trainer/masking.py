@@ -63,11 +63,16 @@ class MaskingSpec:
             try:
                 vocabs[side] = read_vocab_lines(path)
             except OSError as error:
-                raise ArtifactError(f"cannot read {path} ({error.strerror}): is {artifact_dir} a vocab artifact?") \
-                    from error
-        return cls(fine=SpecialIds.from_vocab(vocabs["fine"], paths["fine"]),
-                   coarse=SpecialIds.from_vocab(vocabs["coarse"], paths["coarse"]),
-                   fine_vocab_size=len(vocabs["fine"]), coarse_vocab_size=len(vocabs["coarse"]), mask_prob=mask_prob)
+                raise ArtifactError(
+                    f"cannot read {path} ({error.strerror}): is {artifact_dir} a vocab artifact?"
+                ) from error
+        return cls(
+            fine=SpecialIds.from_vocab(vocabs["fine"], paths["fine"]),
+            coarse=SpecialIds.from_vocab(vocabs["coarse"], paths["coarse"]),
+            fine_vocab_size=len(vocabs["fine"]),
+            coarse_vocab_size=len(vocabs["coarse"]),
+            mask_prob=mask_prob,
+        )
 
 
 def stable_seed(*parts: int | str) -> int:
@@ -90,8 +95,9 @@ def _random_ids(rng: np.random.Generator, count: int, vocab_size: int, specials:
     return ids
 
 
-def _corrupt(ids: np.ndarray, positions: np.ndarray, specials: SpecialIds, vocab_size: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _corrupt(
+    ids: np.ndarray, positions: np.ndarray, specials: SpecialIds, vocab_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """BERT's 80/10/10 at `positions`: [MASK], a random non-special id, or unchanged. Returns (input, labels)."""
     labels = np.full(len(ids), IGNORE, dtype=np.int64)
     labels[positions] = ids[positions]
@@ -103,8 +109,9 @@ def _corrupt(ids: np.ndarray, positions: np.ndarray, specials: SpecialIds, vocab
     return masked, labels
 
 
-def mask_example(example: ShardExample, spec: MaskingSpec,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def mask_example(
+    example: ShardExample, spec: MaskingSpec, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(fine_input, fine_labels, coarse_input, coarse_labels), int64 arrays of the example's lengths.
 
     round(mask_prob × n) of the n coarse tokens that are not [CLS]/[SEP]/[PAD] are chosen (at least one when n ≥ 1,
@@ -122,8 +129,11 @@ def mask_example(example: ShardExample, spec: MaskingSpec,
     return fine_input, fine_labels, coarse_input, coarse_labels
 
 
-def pad_examples(examples: list[ShardExample], spec: MaskingSpec,
-                 masked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None) -> MaskedBatch:
+def pad_examples(
+    examples: list[ShardExample],
+    spec: MaskingSpec,
+    masked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> MaskedBatch:
     """ShardExamples → MaskedBatch, each side padded to its longest sequence in the batch.
 
     `masked[i]` is mask_example's output for example i (pre-training); without it the inputs are the ids themselves
@@ -151,10 +161,18 @@ def pad_examples(examples: list[ShardExample], spec: MaskingSpec,
     nsp = [ex.nsp_label if ex.nsp_label >= 0 else IGNORE for ex in examples]
     as_tensor = torch.from_numpy
     return MaskedBatch(
-        fine_ids=as_tensor(fine_ids), fine_type=as_tensor(fine_type), fine_mask=as_tensor(fine_mask),
-        fine_labels=as_tensor(fine_labels), coarse_ids=as_tensor(coarse_ids), coarse_type=as_tensor(coarse_type),
-        coarse_mask=as_tensor(coarse_mask), coarse_labels=as_tensor(coarse_labels), align=as_tensor(align),
-        nsp_labels=torch.tensor(nsp, dtype=torch.long), keys=[ex.key for ex in examples])
+        fine_ids=as_tensor(fine_ids),
+        fine_type=as_tensor(fine_type),
+        fine_mask=as_tensor(fine_mask),
+        fine_labels=as_tensor(fine_labels),
+        coarse_ids=as_tensor(coarse_ids),
+        coarse_type=as_tensor(coarse_type),
+        coarse_mask=as_tensor(coarse_mask),
+        coarse_labels=as_tensor(coarse_labels),
+        align=as_tensor(align),
+        nsp_labels=torch.tensor(nsp, dtype=torch.long),
+        keys=[ex.key for ex in examples],
+    )
 
 
 class MaskingCollator:

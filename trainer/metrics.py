@@ -61,8 +61,15 @@ def classification_report(y_true: Sequence, y_pred: Sequence, labels: Sequence) 
     return {
         "accuracy": accuracy(y_true, y_pred),
         "macro_f1": float(f1.mean()) if len(labels) else 0.0,
-        "per_class": {str(label): {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                                   "support": int(support[i])} for i, label in enumerate(labels)},
+        "per_class": {
+            str(label): {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
         "labels": [str(label) for label in labels],
         "confusion": matrix.tolist(),
     }
@@ -100,8 +107,14 @@ def _draw_confusion(plt, matrix: np.ndarray, labels: Sequence, path: str, title:
         for gold in ticks:
             for predicted in ticks:
                 value = matrix[gold, predicted]
-                axis.text(predicted, gold, str(value), ha="center", va="center",
-                          color="white" if value > threshold else "black")
+                axis.text(
+                    predicted,
+                    gold,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    color="white" if value > threshold else "black",
+                )
     from trainer.plots import save_figure
 
     return save_figure(figure, path)

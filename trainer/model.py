@@ -44,8 +44,10 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:  # keep: (B, 1, 1, L) bool
         B, L, H = x.shape
-        q, k, v = (t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, L, hd)
-                   for t in (self.query(x), self.key(x), self.value(x)))
+        q, k, v = (
+            t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, L, hd)
+            for t in (self.query(x), self.key(x), self.value(x))
+        )
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
         return y.transpose(1, 2).reshape(B, L, H)
 
@@ -77,8 +79,9 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
-    def forward(self, words: torch.Tensor, token_type: torch.Tensor, mask: torch.Tensor,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, words: torch.Tensor, token_type: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if positions is None:
             positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)  # (1, L)
         x = self.embeddings(words, token_type, positions)
@@ -138,9 +141,12 @@ class AmbertModel(nn.Module):
         self.hidden_size = cfg.hidden_size
         variant = cfg.variant
         self.sides = {"bert-fine": ("fine",), "bert-coarse": ("coarse",)}.get(variant, ("fine", "coarse"))
-        self.word_embeddings = nn.ModuleDict({
-            side: nn.Embedding(cfg.fine_vocab_size if side == "fine" else cfg.coarse_vocab_size, cfg.hidden_size)
-            for side in self.sides})
+        self.word_embeddings = nn.ModuleDict(
+            {
+                side: nn.Embedding(cfg.fine_vocab_size if side == "fine" else cfg.coarse_vocab_size, cfg.hidden_size)
+                for side in self.sides
+            }
+        )
         if variant == "combo":
             self.encoders = nn.ModuleDict({"fine": Encoder(cfg), "coarse": Encoder(cfg)})
         else:
@@ -163,8 +169,16 @@ class AmbertModel(nn.Module):
         """The encoder that reads `side` (the same module for both sides except in combo)."""
         return self.encoders[side] if self.cfg.variant == "combo" else self.encoder
 
-    def encode(self, fine_ids, fine_type, fine_mask, coarse_ids=None, coarse_type=None, coarse_mask=None,
-               sides: tuple[str, ...] = ("fine", "coarse")) -> Encoded:
+    def encode(
+        self,
+        fine_ids,
+        fine_type,
+        fine_mask,
+        coarse_ids=None,
+        coarse_type=None,
+        coarse_mask=None,
+        sides: tuple[str, ...] = ("fine", "coarse"),
+    ) -> Encoded:
         """Hidden states and pooled [CLS] of the requested sides that the variant has.
 
         `sides=("fine",)` on ambert or combo runs the fine path only (coarse inputs may be None). hybrid always reads
@@ -174,28 +188,39 @@ class AmbertModel(nn.Module):
         wanted = ("fine", "coarse") if variant == "hybrid" else [side for side in sides if side in self.sides]
         for side in wanted:
             if any(t is None for t in inputs[side]):
-                raise ValueError(f"{variant} encode of {side} needs {side}_ids, {side}_type and {side}_mask, got None"
-                                 + (" (hybrid reads fine and coarse as one sequence)" if variant == "hybrid" else ""))
+                raise ValueError(
+                    f"{variant} encode of {side} needs {side}_ids, {side}_type and {side}_mask, got None"
+                    + (" (hybrid reads fine and coarse as one sequence)" if variant == "hybrid" else "")
+                )
         out = Encoded(None, None, None, None)
         if variant == "hybrid":  # one sequence [fine ; coarse], positions restart for the coarse part
             Lf = fine_ids.shape[1]
             words = torch.cat([self.word_embeddings["fine"](fine_ids), self.word_embeddings["coarse"](coarse_ids)], 1)
-            positions = torch.cat([torch.arange(Lf, device=fine_ids.device),
-                                   torch.arange(coarse_ids.shape[1], device=fine_ids.device)]).unsqueeze(0)
-            hidden = self.encoder(words, torch.cat([fine_type, coarse_type], 1), torch.cat([fine_mask, coarse_mask], 1),
-                                  positions)  # (B, Lf + Lc, H)
+            positions = torch.cat(
+                [torch.arange(Lf, device=fine_ids.device), torch.arange(coarse_ids.shape[1], device=fine_ids.device)]
+            ).unsqueeze(0)
+            hidden = self.encoder(
+                words, torch.cat([fine_type, coarse_type], 1), torch.cat([fine_mask, coarse_mask], 1), positions
+            )  # (B, Lf + Lc, H)
             out.fine_hidden, out.coarse_hidden = hidden[:, :Lf], hidden[:, Lf:]
             out.fine_pooled, out.coarse_pooled = self.encoder.pool(hidden[:, 0]), self.encoder.pool(hidden[:, Lf])
             return out
         if variant == "ambert" and len(wanted) == 2:  # one pass of the shared encoder over both, stacked on B
             B, L = fine_ids.shape[0], max(fine_ids.shape[1], coarse_ids.shape[1])
             pad = self.cfg.pad_id
-            words = torch.cat([self.word_embeddings["fine"](_pad_to(fine_ids, L, pad)),
-                               self.word_embeddings["coarse"](_pad_to(coarse_ids, L, pad))])  # (2B, L, H)
-            hidden = self.encoder(words, torch.cat([_pad_to(fine_type, L, 0), _pad_to(coarse_type, L, 0)]),
-                                  torch.cat([_pad_to(fine_mask, L, False), _pad_to(coarse_mask, L, False)]))
+            words = torch.cat(
+                [
+                    self.word_embeddings["fine"](_pad_to(fine_ids, L, pad)),
+                    self.word_embeddings["coarse"](_pad_to(coarse_ids, L, pad)),
+                ]
+            )  # (2B, L, H)
+            hidden = self.encoder(
+                words,
+                torch.cat([_pad_to(fine_type, L, 0), _pad_to(coarse_type, L, 0)]),
+                torch.cat([_pad_to(fine_mask, L, False), _pad_to(coarse_mask, L, False)]),
+            )
             pooled = self.encoder.pool(hidden[:, 0])  # (2B, H)
-            out.fine_hidden, out.coarse_hidden = hidden[:B, :fine_ids.shape[1]], hidden[B:, :coarse_ids.shape[1]]
+            out.fine_hidden, out.coarse_hidden = hidden[:B, : fine_ids.shape[1]], hidden[B:, : coarse_ids.shape[1]]
             out.fine_pooled, out.coarse_pooled = pooled[:B], pooled[B:]
             return out
         for side in wanted:
@@ -217,8 +242,9 @@ class AmbertModel(nn.Module):
         return loss, correct.detach(), count.detach()
 
     def forward(self, batch: MaskedBatch) -> PretrainOutput:
-        enc = self.encode(batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type,
-                          batch.coarse_mask)
+        enc = self.encode(
+            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+        )
         zero = torch.zeros((), device=batch.fine_ids.device, dtype=torch.long)
         losses, stats = {}, {}
         for side in self.sides:
@@ -226,17 +252,30 @@ class AmbertModel(nn.Module):
             losses[side], *stats[side] = self._mlm(side, hidden, labels)
         nsp_loss = None
         if self.nsp_head is not None:
-            pooled = (torch.cat([enc.fine_pooled, enc.coarse_pooled], -1) if self.cfg.variant in ("ambert", "combo")
-                      else enc.fine_pooled if enc.fine_pooled is not None else enc.coarse_pooled)
+            pooled = (
+                torch.cat([enc.fine_pooled, enc.coarse_pooled], -1)
+                if self.cfg.variant in ("ambert", "combo")
+                else enc.fine_pooled
+                if enc.fine_pooled is not None
+                else enc.coarse_pooled
+            )
             nsp_logits = self.nsp_head(pooled).float()
             has = (batch.nsp_labels != IGNORE).sum()
-            nsp_loss = F.cross_entropy(nsp_logits, batch.nsp_labels, ignore_index=IGNORE, reduction="sum") \
-                / has.clamp(min=1)
+            nsp_loss = F.cross_entropy(nsp_logits, batch.nsp_labels, ignore_index=IGNORE, reduction="sum") / has.clamp(
+                min=1
+            )
         loss = sum(losses.values()) + (nsp_loss if nsp_loss is not None else 0.0)
         fine, coarse = stats.get("fine", (zero, zero)), stats.get("coarse", (zero, zero))
-        return PretrainOutput(loss=loss, fine_loss=losses.get("fine"), coarse_loss=losses.get("coarse"),
-                              nsp_loss=nsp_loss, fine_correct=fine[0], fine_count=fine[1],
-                              coarse_correct=coarse[0], coarse_count=coarse[1])
+        return PretrainOutput(
+            loss=loss,
+            fine_loss=losses.get("fine"),
+            coarse_loss=losses.get("coarse"),
+            nsp_loss=nsp_loss,
+            fine_correct=fine[0],
+            fine_count=fine[1],
+            coarse_correct=coarse[0],
+            coarse_count=coarse[1],
+        )
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

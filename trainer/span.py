@@ -93,23 +93,33 @@ def _squad_example(path: str, context: str, qa: dict) -> SquadExample:
         text, start = answer.get("text"), answer.get("answer_start")
         if not isinstance(text, str) or not isinstance(start, int) or not text:
             raise SquadError(f"{path}: question {qid} has an answer without text and integer answer_start")
-        if context[start:start + len(text)] != text:
-            raise SquadError(f"{path}: question {qid}: answer {text!r} is not at answer_start {start} of its "
-                             f"context (found {context[start:start + len(text)]!r}); fix answer_start")
+        if context[start : start + len(text)] != text:
+            raise SquadError(
+                f"{path}: question {qid}: answer {text!r} is not at answer_start {start} of its "
+                f"context (found {context[start : start + len(text)]!r}); fix answer_start"
+            )
         answers.append((text, start))
     return SquadExample(qid, qa["question"], context, tuple(answers))
 
 
 # -- windows ----------------------------------------------------------------------------------------
-def squad_windows(tokenizer, example: SquadExample, max_seq_len: int, stride: int,
-                  max_question_len: int = 64) -> list[SpanWindow]:
+def squad_windows(
+    tokenizer, example: SquadExample, max_seq_len: int, stride: int, max_question_len: int = 64
+) -> list[SpanWindow]:
     """make_windows over `tokenizer.encode` (a vocab.multigrained.MultiGrainedTokenizer) of question and context."""
-    return make_windows(tokenizer.encode(example.question), tokenizer.encode(example.context), max_seq_len, stride,
-                        max_question_len, key=example.id)
+    return make_windows(
+        tokenizer.encode(example.question),
+        tokenizer.encode(example.context),
+        max_seq_len,
+        stride,
+        max_question_len,
+        key=example.id,
+    )
 
 
-def make_windows(question, context, max_seq_len: int, stride: int, max_question_len: int = 64,
-                 key: str = "window") -> list[SpanWindow]:
+def make_windows(
+    question, context, max_seq_len: int, stride: int, max_question_len: int = 64, key: str = "window"
+) -> list[SpanWindow]:
     """Windows [CLS] question [SEP] context[doc_start:doc_end] [SEP] of ≤ max_seq_len tokens on both sides.
 
     `question` and `context` are AlignedExamples of one text each ([CLS] text [SEP]). The question keeps its
@@ -144,8 +154,10 @@ def make_windows(question, context, max_seq_len: int, stride: int, max_question_
     doc_length = len(context.fine_ids) - 2
     doc_ranges = [(int(starts[a]), int(ends[b - 1])) if b > a else (0, 0) for a, b in spans]
     best = _max_context_windows(doc_ranges, doc_length)
-    return [_assemble(question, context, q_keep, q_fine, units[a:b], doc_range, best, number, key)
-            for number, ((a, b), doc_range) in enumerate(zip(spans, doc_ranges, strict=True))]
+    return [
+        _assemble(question, context, q_keep, q_fine, units[a:b], doc_range, best, number, key)
+        for number, ((a, b), doc_range) in enumerate(zip(spans, doc_ranges, strict=True))
+    ]
 
 
 def _context_units(context, budget: int) -> list[tuple[int, Span, int, int]]:
@@ -171,25 +183,38 @@ def _max_context_windows(doc_ranges: list[Span], doc_length: int) -> np.ndarray:
     return scores.argmax(axis=0) if doc_length else np.zeros(0, dtype=np.int64)
 
 
-def _assemble(question, context, q_keep: int, q_fine: int, units, doc_range: Span, best: np.ndarray, number: int,
-              key: str) -> SpanWindow:
+def _assemble(
+    question, context, q_keep: int, q_fine: int, units, doc_range: Span, best: np.ndarray, number: int, key: str
+) -> SpanWindow:
     doc_start, doc_end = doc_range
     fine_cls, fine_sep = question.fine_ids[0], question.fine_ids[-1]
     coarse_cls, coarse_sep = question.coarse_ids[0], question.coarse_ids[-1]
     none = (0, 0)
     context_fine = range(doc_start + 1, doc_end + 1)  # positions in `context` (after its [CLS])
-    fine_ids = [fine_cls, *question.fine_ids[1:1 + q_fine], fine_sep, *(context.fine_ids[p] for p in context_fine),
-                fine_sep]
-    fine_offsets = [none, *question.fine_offsets[1:1 + q_fine], none, *(context.fine_offsets[p] for p in context_fine),
-                    none]
-    coarse_ids = [coarse_cls, *question.coarse_ids[1:1 + q_keep], coarse_sep, *(u[0] for u in units), coarse_sep]
-    coarse_offsets = [none, *question.coarse_offsets[1:1 + q_keep], none, *(u[1] for u in units), none]
-    widths = [1, *(e - s for s, e in question.align[1:1 + q_keep]), 1, *(u[3] - u[2] for u in units), 1]
+    fine_ids = [
+        fine_cls,
+        *question.fine_ids[1 : 1 + q_fine],
+        fine_sep,
+        *(context.fine_ids[p] for p in context_fine),
+        fine_sep,
+    ]
+    fine_offsets = [
+        none,
+        *question.fine_offsets[1 : 1 + q_fine],
+        none,
+        *(context.fine_offsets[p] for p in context_fine),
+        none,
+    ]
+    coarse_ids = [coarse_cls, *question.coarse_ids[1 : 1 + q_keep], coarse_sep, *(u[0] for u in units), coarse_sep]
+    coarse_offsets = [none, *question.coarse_offsets[1 : 1 + q_keep], none, *(u[1] for u in units), none]
+    widths = [1, *(e - s for s, e in question.align[1 : 1 + q_keep]), 1, *(u[3] - u[2] for u in units), 1]
     ends = np.cumsum(widths)
     q_side = q_fine + 2
     window_length = doc_end - doc_start
     example = ShardExample(
-        key=f"{key}-{number}", doc_id="", fine_ids=np.asarray(fine_ids, dtype=np.int32),
+        key=f"{key}-{number}",
+        doc_id="",
+        fine_ids=np.asarray(fine_ids, dtype=np.int32),
         coarse_ids=np.asarray(coarse_ids, dtype=np.int32),
         align=np.stack([ends - np.asarray(widths), ends], axis=1).astype(np.int32),
         fine_type=np.asarray([0] * q_side + [1] * (window_length + 1), dtype=np.uint8),
@@ -217,14 +242,16 @@ def answer_positions(window: SpanWindow, char_start: int, char_end: int) -> tupl
     covering = [p for p in context if window.char_spans[p][1] > char_start and window.char_spans[p][0] < char_end]
     if not covering:
         if window.doc_start == 0 and window.doc_end == window.doc_length:
-            raise ValueError(f"answer characters [{char_start}, {char_end}) cover no token of the context "
-                             "(whitespace only?)")
+            raise ValueError(
+                f"answer characters [{char_start}, {char_end}) cover no token of the context (whitespace only?)"
+            )
         return 0, 0
     return covering[0], covering[-1]
 
 
-def best_spans(start_logits, end_logits, window: SpanWindow, n_best: int = 20,
-               max_answer_len: int = 30) -> list[tuple[int, int, float]]:
+def best_spans(
+    start_logits, end_logits, window: SpanWindow, n_best: int = 20, max_answer_len: int = 30
+) -> list[tuple[int, int, float]]:
     """Up to n_best (char_start, char_end, start + end logit) answers in the window, best first.
 
     As run_squad.py: pairs of the n_best highest start and end positions with start ≤ end, at most
@@ -248,11 +275,20 @@ def best_spans(start_logits, end_logits, window: SpanWindow, n_best: int = 20,
     return candidates[:n_best]
 
 
-def predict_answer(context: str, windows: list[SpanWindow], start_logits_list, end_logits_list, n_best: int = 20,
-                   max_answer_len: int = 30) -> str:
+def predict_answer(
+    context: str,
+    windows: list[SpanWindow],
+    start_logits_list,
+    end_logits_list,
+    n_best: int = 20,
+    max_answer_len: int = 30,
+) -> str:
     """The best-scoring span over all windows of one question, as context text ("" when no window has one)."""
-    candidates = [span for window, start, end in zip(windows, start_logits_list, end_logits_list, strict=True)
-                  for span in best_spans(start, end, window, n_best, max_answer_len)]
+    candidates = [
+        span
+        for window, start, end in zip(windows, start_logits_list, end_logits_list, strict=True)
+        for span in best_spans(start, end, window, n_best, max_answer_len)
+    ]
     if not candidates:
         return ""
     char_start, char_end, _ = max(candidates, key=lambda candidate: candidate[2])
@@ -278,10 +314,14 @@ def squad_em_f1(prediction: str, ground_truths: list[str]) -> tuple[float, float
     if not ground_truths:
         raise ValueError("squad_em_f1 needs at least one ground truth answer")
     if any(_CJK.search(text) for text in [prediction, *ground_truths]):
-        return (max(_cmrc_em(prediction, truth) for truth in ground_truths),
-                max(_cmrc_f1(prediction, truth) for truth in ground_truths))
-    return (max(float(_squad_normalize(prediction) == _squad_normalize(truth)) for truth in ground_truths),
-            max(_squad_f1(prediction, truth) for truth in ground_truths))
+        return (
+            max(_cmrc_em(prediction, truth) for truth in ground_truths),
+            max(_cmrc_f1(prediction, truth) for truth in ground_truths),
+        )
+    return (
+        max(float(_squad_normalize(prediction) == _squad_normalize(truth)) for truth in ground_truths),
+        max(_squad_f1(prediction, truth) for truth in ground_truths),
+    )
 
 
 def squad_scores(predictions: dict[str, str], examples: list[SquadExample]) -> dict:
@@ -296,8 +336,12 @@ def squad_scores(predictions: dict[str, str], examples: list[SquadExample]) -> d
         score = squad_em_f1(predictions[example.id], [text for text, _ in example.answers])
         em, f1 = em + score[0], f1 + score[1]
     count = len(examples)
-    return {"exact_match": 100.0 * em / count if count else 0.0, "f1": 100.0 * f1 / count if count else 0.0,
-            "count": count, "missing": missing}
+    return {
+        "exact_match": 100.0 * em / count if count else 0.0,
+        "f1": 100.0 * f1 / count if count else 0.0,
+        "count": count,
+        "missing": missing,
+    }
 
 
 def _squad_normalize(text: str) -> str:

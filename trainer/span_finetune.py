@@ -39,8 +39,9 @@ class SpanExtractor(nn.Module):
 
     def forward(self, batch: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(start_logits, end_logits), each (B, Lf); padding positions get -1e4."""
-        enc = self.encoder.encode(batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids,
-                                  batch.coarse_type, batch.coarse_mask)
+        enc = self.encoder.encode(
+            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+        )
         parts = []
         if enc.fine_hidden is not None:
             parts.append(enc.fine_hidden)  # (B, Lf, H)
@@ -55,8 +56,11 @@ class SpanExtractor(nn.Module):
 def _windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
     from trainer.span import squad_windows
 
-    return [(number, window) for number, example in enumerate(examples)
-            for window in squad_windows(tokenizer, example, tuning.max_seq_len, tuning.doc_stride)]
+    return [
+        (number, window)
+        for number, example in enumerate(examples)
+        for window in squad_windows(tokenizer, example, tuning.max_seq_len, tuning.doc_stride)
+    ]
 
 
 @torch.no_grad()
@@ -68,16 +72,20 @@ def predict_spans(model: SpanExtractor, examples, windows, spec, tuning, batch_s
     device = next(model.parameters()).device
     starts, ends = [], []
     for begin in range(0, len(windows), batch_size):
-        chunk = [window.example for _, window in windows[begin:begin + batch_size]]
+        chunk = [window.example for _, window in windows[begin : begin + batch_size]]
         start, end = model(pad_examples(chunk, spec).to(device))
         starts.extend(start.float().cpu().numpy())
         ends.extend(end.float().cpu().numpy())
     predictions = {}
     for number, example in enumerate(examples):
         chosen = [i for i, (owner, _) in enumerate(windows) if owner == number]
-        predictions[example.id] = predict_answer(example.context, [windows[i][1] for i in chosen],
-                                                 [starts[i] for i in chosen], [ends[i] for i in chosen],
-                                                 max_answer_len=tuning.max_answer_len)
+        predictions[example.id] = predict_answer(
+            example.context,
+            [windows[i][1] for i in chosen],
+            [starts[i] for i in chosen],
+            [ends[i] for i in chosen],
+            max_answer_len=tuning.max_answer_len,
+        )
     return predictions
 
 
@@ -122,7 +130,7 @@ def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, r
         model.train()
         order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(tuning.seed * 1000 + epoch))
         for begin in range(0, len(order), tuning.batch_size):
-            rows = order[begin:begin + tuning.batch_size]
+            rows = order[begin : begin + tuning.batch_size]
             batch = pad_examples([train_windows[i][1].example for i in rows.tolist()], spec).to(device)
             start, end = model(batch)
             wanted = targets[rows.to(device)]
@@ -141,9 +149,15 @@ def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, r
     model.load_state_dict(best[1])
     model.cpu()
     predictions = predict_spans(model, dev_examples, dev_windows, spec, tuning)
-    record = {"model": dataclasses.asdict(model_config), "finetune": dataclasses.asdict(tuning), "task": "span",
-              "init": os.path.abspath(checkpoint), "best_epoch": best[2], "history": history,
-              "scores": {"dev": squad_scores(predictions, dev_examples)}}
+    record = {
+        "model": dataclasses.asdict(model_config),
+        "finetune": dataclasses.asdict(tuning),
+        "task": "span",
+        "init": os.path.abspath(checkpoint),
+        "best_epoch": best[2],
+        "history": history,
+        "scores": {"dev": squad_scores(predictions, dev_examples)},
+    }
     with staged_directory(out) as staging:
         save_model(model, os.path.join(staging, "model.safetensors"))
         for name, content in (("finetune.json", record), ("dev_predictions.json", predictions)):

@@ -88,11 +88,19 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
     manifest = read_manifest(cfg.data.data, expect_vocab_id=artifact["id"])
     seq_len = int(manifest["options"]["max_seq_len"])
     if seq_len > cfg.model.max_position:
-        raise TrainError(f"the shard set has sequences of up to {seq_len} tokens but model.max_position is "
-                         f"{cfg.model.max_position}: raise model.max_position or re-shard with --max-seq-len")
+        raise TrainError(
+            f"the shard set has sequences of up to {seq_len} tokens but model.max_position is "
+            f"{cfg.model.max_position}: raise model.max_position or re-shard with --max-seq-len"
+        )
     sizes = artifact["sizes"]
-    cfg = validate(dataclasses.replace(cfg, model=dataclasses.replace(
-        cfg.model, fine_vocab_size=int(sizes["fine"]), coarse_vocab_size=int(sizes["coarse"]))))
+    cfg = validate(
+        dataclasses.replace(
+            cfg,
+            model=dataclasses.replace(
+                cfg.model, fine_vocab_size=int(sizes["fine"]), coarse_vocab_size=int(sizes["coarse"])
+            ),
+        )
+    )
     os.makedirs(out, exist_ok=True)
     copy = os.path.join(out, VOCAB)
     if not os.path.exists(os.path.join(copy, "artifact.json")):
@@ -112,8 +120,10 @@ def resumed_config(out: str, overrides: list[str]) -> TrainConfig:
     cfg = apply_overrides(saved, overrides)
     for section in ("model", "data"):
         if getattr(cfg, section) != getattr(saved, section):
-            raise ConfigError(f"--resume keeps the {section} settings saved in {path}; "
-                              f"drop the {section}.* overrides (and --data/--variant) or start a new run")
+            raise ConfigError(
+                f"--resume keeps the {section} settings saved in {path}; "
+                f"drop the {section}.* overrides (and --data/--variant) or start a new run"
+            )
     return cfg
 
 
@@ -175,8 +185,15 @@ class MetricsLog:
             self.board.close()
 
 
-def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: bool = False,
-          init_from: str | None = None, report: Callable[[dict], None] | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    out: str,
+    *,
+    vocab_dir: str | None = None,
+    resume: bool = False,
+    init_from: str | None = None,
+    report: Callable[[dict], None] | None = None,
+) -> dict:
     """Pre-train until optim.max_steps; returns the last logged metrics. `report` sees each logged record.
 
     A new run takes `cfg` from load_config(); a resumed one from resumed_config(out, overrides)."""
@@ -200,14 +217,19 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
     if init_from and not checkpoint:
         from trainer.hf_interop import init_from_hf
 
-        counts = init_from_hf(model, init_from, read_vocab_lines(os.path.join(vocab_copy, "fine", "vocab.txt")),
-                              read_vocab_lines(os.path.join(vocab_copy, "coarse", "vocab.txt")),
-                              os.path.join(vocab_copy, "fine", "tokenizer.json"))
+        counts = init_from_hf(
+            model,
+            init_from,
+            read_vocab_lines(os.path.join(vocab_copy, "fine", "vocab.txt")),
+            read_vocab_lines(os.path.join(vocab_copy, "coarse", "vocab.txt")),
+            os.path.join(vocab_copy, "fine", "tokenizer.json"),
+        )
         if ddp.is_main and report:
             report({"init_from": init_from, **counts})
     model.to(ddp.device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
-                                  betas=cfg.optim.betas, eps=cfg.optim.eps)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim.warmup_steps, cfg.optim.max_steps))
     step, position = 0, DataPosition()
     if checkpoint:
@@ -220,8 +242,10 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
     trained = model
     if ddp.world_size > 1:
         trained = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None,
-            find_unused_parameters=not cfg.model.nsp)  # the pooler feeds only the NSP head
+            model,
+            device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None,
+            find_unused_parameters=not cfg.model.nsp,
+        )  # the pooler feeds only the NSP head
     forward = torch.compile(trained) if cfg.run.compile else trained
     use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and ddp.device.type == "cuda")
     autocast = (lambda: torch.autocast(ddp.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
@@ -234,11 +258,23 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
     zero = torch.zeros((), device=ddp.device)
 
     def loader_for(where: DataPosition) -> Iterator:
-        return iter(pretraining_loader(
-            cfg.data.data, expect_vocab_id=vocab_id, collator=MaskingCollator(spec, cfg.run.seed, where.epoch),
-            batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers, shuffle_buffer=cfg.data.shuffle_buffer,
-            seed=cfg.run.seed, epoch=where.epoch, rank=ddp.rank, world_size=ddp.world_size,
-            resampled=cfg.data.resampled, strict=cfg.data.strict, skip_batches=where.batches))
+        return iter(
+            pretraining_loader(
+                cfg.data.data,
+                expect_vocab_id=vocab_id,
+                collator=MaskingCollator(spec, cfg.run.seed, where.epoch),
+                batch_size=cfg.data.batch_size,
+                num_workers=cfg.data.num_workers,
+                shuffle_buffer=cfg.data.shuffle_buffer,
+                seed=cfg.run.seed,
+                epoch=where.epoch,
+                rank=ddp.rank,
+                world_size=ddp.world_size,
+                resampled=cfg.data.resampled,
+                strict=cfg.data.strict,
+                skip_batches=where.batches,
+            )
+        )
 
     batches = loader_for(position) if step < cfg.optim.max_steps else iter(())
     empty_epochs = 0
@@ -250,8 +286,10 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
         if micro_batches is None:  # the epoch is over on some rank: every rank starts the next one
             empty_epochs = empty_epochs + 1 if position.batches == 0 else 0
             if empty_epochs >= 2:
-                raise TrainError(f"{cfg.data.data} yields no full step of {cfg.optim.grad_accum} batch(es) per "
-                                 f"rank for {ddp.world_size} rank(s): use fewer ranks or a larger shard set")
+                raise TrainError(
+                    f"{cfg.data.data} yields no full step of {cfg.optim.grad_accum} batch(es) per "
+                    f"rank for {ddp.world_size} rank(s): use fewer ranks or a larger shard set"
+                )
             position = DataPosition(position.epoch + 1, 0)
             batches = loader_for(position)
             continue
@@ -263,13 +301,23 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
             window["tokens"] += int(batch.fine_mask.sum()) + int(batch.coarse_mask.sum())  # on the CPU: no sync
             batch = batch.to(ddp.device, non_blocking=True)
             sync = index == len(micro_batches) - 1 or ddp.world_size == 1
-            with (nullcontext() if sync else trained.no_sync()), autocast():
+            with nullcontext() if sync else trained.no_sync(), autocast():
                 output = forward(batch)
                 (output.loss / len(micro_batches)).backward()
-            totals += torch.stack([  # stays on the device: no synchronisation per step
-                zero if value is None else value.detach().float()
-                for value in (output.fine_loss, output.coarse_loss, output.nsp_loss, output.fine_correct,
-                              output.fine_count, output.coarse_correct, output.coarse_count)])
+            totals += torch.stack(
+                [  # stays on the device: no synchronisation per step
+                    zero if value is None else value.detach().float()
+                    for value in (
+                        output.fine_loss,
+                        output.coarse_loss,
+                        output.nsp_loss,
+                        output.fine_correct,
+                        output.fine_count,
+                        output.coarse_correct,
+                        output.coarse_count,
+                    )
+                ]
+            )
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         optimizer.step()
         scheduler.step()
@@ -284,13 +332,16 @@ def train(cfg: TrainConfig, out: str, *, vocab_dir: str | None = None, resume: b
             micro = window["steps"] * ddp.world_size
             elapsed = max(time.monotonic() - window["started"], 1e-9)
             last = {
-                "step": step, "epoch": position.epoch,
+                "step": step,
+                "epoch": position.epoch,
                 "loss": (summed[0] + summed[1] + summed[2]).item() / micro,
-                "fine_loss": summed[0].item() / micro, "coarse_loss": summed[1].item() / micro,
+                "fine_loss": summed[0].item() / micro,
+                "coarse_loss": summed[1].item() / micro,
                 "nsp_loss": summed[2].item() / micro,
                 "fine_acc": summed[3].item() / max(summed[4].item(), 1),
                 "coarse_acc": summed[5].item() / max(summed[6].item(), 1),
-                "lr": scheduler.get_last_lr()[0], "grad_norm": float(grad_norm),
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm),
                 "tokens_per_s": window["tokens"] * ddp.world_size / elapsed,
                 "loader_wait": window["wait"] / elapsed,
             }
@@ -311,6 +362,10 @@ def print_report(record: dict) -> None:
     if "step" not in record:
         print("  ".join(f"{k}={v}" for k, v in record.items()), file=sys.stderr)
         return
-    print(f"step {record['step']:>7}  loss {record['loss']:.4f} (fine {record['fine_loss']:.4f}, coarse "
-          f"{record['coarse_loss']:.4f})  acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f}  "
-          f"lr {record['lr']:.2e}  {record['tokens_per_s']:.0f} tok/s", file=sys.stderr, flush=True)
+    print(
+        f"step {record['step']:>7}  loss {record['loss']:.4f} (fine {record['fine_loss']:.4f}, coarse "
+        f"{record['coarse_loss']:.4f})  acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f}  "
+        f"lr {record['lr']:.2e}  {record['tokens_per_s']:.0f} tok/s",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -57,10 +57,14 @@ class ShardExample:
 
         pairs = lambda a: tuple((int(s), int(e)) for s, e in a)  # noqa: E731
         return AlignedExample(
-            fine_ids=tuple(int(i) for i in self.fine_ids), coarse_ids=tuple(int(i) for i in self.coarse_ids),
-            align=pairs(self.align), fine_type=tuple(int(t) for t in self.fine_type),
-            coarse_type=tuple(int(t) for t in self.coarse_type), fine_offsets=pairs(self.fine_offsets),
-            coarse_offsets=pairs(self.coarse_offsets), fine_tokens=tuple(fine_vocab[i] for i in self.fine_ids),
+            fine_ids=tuple(int(i) for i in self.fine_ids),
+            coarse_ids=tuple(int(i) for i in self.coarse_ids),
+            align=pairs(self.align),
+            fine_type=tuple(int(t) for t in self.fine_type),
+            coarse_type=tuple(int(t) for t in self.coarse_type),
+            fine_offsets=pairs(self.fine_offsets),
+            coarse_offsets=pairs(self.coarse_offsets),
+            fine_tokens=tuple(fine_vocab[i] for i in self.fine_ids),
             coarse_tokens=tuple(coarse_vocab[i] for i in self.coarse_ids),
         )
 
@@ -71,9 +75,13 @@ def encode_example(example: ShardExample) -> bytes:
     doc, following = example.doc_id.encode("utf-8"), example.next_doc_id.encode("utf-8")
     parts = [_HEADER.pack(MAGIC, fine, coarse, int(example.nsp_label), len(doc), len(following)), doc, following]
     for values, dtype, shape in (
-        (example.fine_ids, _I32, (fine,)), (example.coarse_ids, _I32, (coarse,)), (example.align, _I32, (coarse, 2)),
-        (example.fine_offsets, _I32, (fine, 2)), (example.coarse_offsets, _I32, (coarse, 2)),
-        (example.fine_type, _U8, (fine,)), (example.coarse_type, _U8, (coarse,)),
+        (example.fine_ids, _I32, (fine,)),
+        (example.coarse_ids, _I32, (coarse,)),
+        (example.align, _I32, (coarse, 2)),
+        (example.fine_offsets, _I32, (fine, 2)),
+        (example.coarse_offsets, _I32, (coarse, 2)),
+        (example.fine_type, _U8, (fine,)),
+        (example.coarse_type, _U8, (coarse,)),
     ):
         array = np.asarray(values, dtype=dtype)
         if array.shape != shape and not (array.size == 0 and np.prod(shape) == 0):
@@ -101,23 +109,38 @@ def decode_example(data: bytes, key: str = "") -> ShardExample:
         raise CodecError(f"sample {key}: {len(data)} bytes, expected {expected} for Lf={fine}, Lc={coarse}")
     position = _HEADER.size
     try:
-        doc_id = data[position:position + doc_len].decode("utf-8")
-        next_doc_id = data[position + doc_len:position + doc_len + next_len].decode("utf-8")
+        doc_id = data[position : position + doc_len].decode("utf-8")
+        next_doc_id = data[position + doc_len : position + doc_len + next_len].decode("utf-8")
     except UnicodeDecodeError as error:
         raise CodecError(f"sample {key}: document id is not UTF-8: {error}") from error
     position += doc_len + next_len
     arrays = []
     for dtype, shape in (
-        (_I32, (fine,)), (_I32, (coarse,)), (_I32, (coarse, 2)), (_I32, (fine, 2)), (_I32, (coarse, 2)),
-        (_U8, (fine,)), (_U8, (coarse,)),
+        (_I32, (fine,)),
+        (_I32, (coarse,)),
+        (_I32, (coarse, 2)),
+        (_I32, (fine, 2)),
+        (_I32, (coarse, 2)),
+        (_U8, (fine,)),
+        (_U8, (coarse,)),
     ):
         count = int(np.prod(shape))
         arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=position).reshape(shape))
         position += count * dtype.itemsize
     fine_ids, coarse_ids, align, fine_offsets, coarse_offsets, fine_type, coarse_type = arrays
-    return ShardExample(key=key, doc_id=doc_id, fine_ids=fine_ids, coarse_ids=coarse_ids, align=align,
-                        fine_type=fine_type, coarse_type=coarse_type, fine_offsets=fine_offsets,
-                        coarse_offsets=coarse_offsets, nsp_label=nsp_label, next_doc_id=next_doc_id)
+    return ShardExample(
+        key=key,
+        doc_id=doc_id,
+        fine_ids=fine_ids,
+        coarse_ids=coarse_ids,
+        align=align,
+        fine_type=fine_type,
+        coarse_type=coarse_type,
+        fine_offsets=fine_offsets,
+        coarse_offsets=coarse_offsets,
+        nsp_label=nsp_label,
+        next_doc_id=next_doc_id,
+    )
 
 
 def decode_sample(sample: dict) -> ShardExample:

@@ -1,7 +1,7 @@
 """The vocab artifact: an immutable, content-addressed directory (DESIGN.md, "Vocab artifact").
 
-    artifact_id = write_artifact("out/vocab-en", lang="en", fine_vocab_lines=..., coarse_units=..., ...)
-    verify_artifact("out/vocab-en"); url = publish("out/vocab-en", "s3://bucket/vocab"); pull(url, "dir")
+artifact_id = write_artifact("out/vocab-en", lang="en", fine_vocab_lines=..., coarse_units=..., ...)
+verify_artifact("out/vocab-en"); url = publish("out/vocab-en", "s3://bucket/vocab"); pull(url, "dir")
 """
 
 from __future__ import annotations
@@ -82,13 +82,24 @@ def _check_relative_path(path: str, where: str) -> None:
 def _check_tokens(tokens: list[str], what: str) -> None:
     for number, token in enumerate(tokens):
         if not token or "\n" in token:
-            raise ArtifactError(f"{what}: entry {number} ({token!r}) is empty or holds a newline; vocab.txt "
-                                "has one token per line")
+            raise ArtifactError(
+                f"{what}: entry {number} ({token!r}) is empty or holds a newline; vocab.txt has one token per line"
+            )
 
 
-def write_artifact(out_dir: str, *, lang: str, fine_vocab_lines: list[str], coarse_units: list[str],
-                   dictionary_file_name: str, dictionary_bytes: bytes, segmenter_spec: dict | None,
-                   created_from: dict, stats: dict, extra_files: dict[str, bytes] | None = None) -> str:
+def write_artifact(
+    out_dir: str,
+    *,
+    lang: str,
+    fine_vocab_lines: list[str],
+    coarse_units: list[str],
+    dictionary_file_name: str,
+    dictionary_bytes: bytes,
+    segmenter_spec: dict | None,
+    created_from: dict,
+    stats: dict,
+    extra_files: dict[str, bytes] | None = None,
+) -> str:
     """Write the artifact directory atomically; returns its id. Coarse vocab = fine + new units.
 
     `out_dir` must be absent, empty or hold an artifact (which is replaced); `extra_files` (e.g.
@@ -123,8 +134,11 @@ def write_artifact(out_dir: str, *, lang: str, fine_vocab_lines: list[str], coar
         "lang": lang,
         "special_tokens": SPECIAL_TOKENS,
         "segmenter": segmenter_spec,
-        "sizes": {"fine": len(fine_vocab_lines), "coarse": len(fine_vocab_lines) + len(units),
-                  "coarse_units": len(units)},
+        "sizes": {
+            "fine": len(fine_vocab_lines),
+            "coarse": len(fine_vocab_lines) + len(units),
+            "coarse_units": len(units),
+        },
         "dictionary": dictionary_file_name,
         "created_from": created_from,
         "files": {path: _sha256(data) for path, data in sorted(contents.items())},
@@ -159,8 +173,10 @@ def _check_replaceable(directory: str) -> None:
     if os.path.isdir(directory) and not os.path.islink(directory):
         if not os.listdir(directory) or os.path.isfile(os.path.join(directory, "artifact.json")):
             return
-    raise ArtifactError(f"refusing to replace {directory}: it exists and is not a vocab artifact (no artifact.json); "
-                        "choose a new directory or remove it")
+    raise ArtifactError(
+        f"refusing to replace {directory}: it exists and is not a vocab artifact (no artifact.json); "
+        "choose a new directory or remove it"
+    )
 
 
 def _move_into_place(tmp: str, directory: str) -> None:
@@ -198,8 +214,9 @@ def _check_document(document, where: str) -> None:
     if not isinstance(document, dict) or document.get("schema_version") != SCHEMA_VERSION:
         found = document.get("schema_version") if isinstance(document, dict) else None
         raise ArtifactError(f"{where}: schema_version {found} is not {SCHEMA_VERSION}")
-    missing = [key for key in ("id", "lang", "special_tokens", "segmenter", "dictionary", "files")
-               if key not in document]
+    missing = [
+        key for key in ("id", "lang", "special_tokens", "segmenter", "dictionary", "files") if key not in document
+    ]
     if missing or not isinstance(document["files"], dict):
         raise ArtifactError(f"{where}: artifact.json lacks {missing or ['files']}; it is not a vocab artifact")
     for path in document["files"]:
@@ -218,11 +235,14 @@ def verify_files(document: dict, read: Callable[[str], bytes], where: str) -> di
         try:
             data = read(path)
         except FileNotFoundError as error:
-            raise ArtifactError(f"artifact {where} is incomplete: {path} is missing; publish, pull or build it "
-                                "again") from error
+            raise ArtifactError(
+                f"artifact {where} is incomplete: {path} is missing; publish, pull or build it again"
+            ) from error
         if _sha256(data) != digest:
-            raise ArtifactError(f"artifact {where}: {path} does not match its sha256 in artifact.json (tampered "
-                                "or partial); publish, pull or build it again")
+            raise ArtifactError(
+                f"artifact {where}: {path} does not match its sha256 in artifact.json (tampered "
+                "or partial); publish, pull or build it again"
+            )
         contents[path] = data
     if artifact_id(document) != document.get("id"):
         raise ArtifactError(f"artifact {where}: artifact.json's id {document.get('id')} does not match its content")
@@ -311,8 +331,9 @@ def pull(url: str, directory: str) -> str:
         if existing == document["id"]:
             return directory
         if existing is not None:
-            raise ArtifactError(f"{directory} already holds artifact {existing}; pull {document['id']} into an "
-                                "empty or new directory")
+            raise ArtifactError(
+                f"{directory} already holds artifact {existing}; pull {document['id']} into an empty or new directory"
+            )
     _write_directory(directory, contents, verify=True)
     return directory
 
@@ -322,12 +343,17 @@ def _single_artifact(fs, location: str, where: str) -> tuple[str, str]:
     if not fs.isdir(location):
         raise ArtifactError(f"nothing at {where}: no artifact and no folder of artifacts")
     entries = fs.ls(location, detail=False)
-    found = sorted(p.rstrip("/") for p in entries
-                   if not posixpath.basename(p.rstrip("/")).startswith(".") and fs.exists(f"{p}/artifact.json"))
+    found = sorted(
+        p.rstrip("/")
+        for p in entries
+        if not posixpath.basename(p.rstrip("/")).startswith(".") and fs.exists(f"{p}/artifact.json")
+    )
     if len(found) == 1:
         return found[0], f"{where}/{posixpath.basename(found[0])}"
     if not found and any(posixpath.basename(p.rstrip("/")) in ("fine", "coarse") for p in entries):
-        raise ArtifactError(f"{where} is an incomplete artifact (artifact.json is missing, e.g. an interrupted "
-                            "publish); publish it again")
+        raise ArtifactError(
+            f"{where} is an incomplete artifact (artifact.json is missing, e.g. an interrupted "
+            "publish); publish it again"
+        )
     listing = ", ".join(posixpath.basename(p) for p in found) or "none"
     raise ArtifactError(f"{where} holds {len(found)} artifacts ({listing}); pull {where}/<id> for one of them")

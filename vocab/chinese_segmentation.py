@@ -1,8 +1,8 @@
 """Chinese word segmenters behind one interface: jieba (default) and pkuseg (optional extra).
 
-    segmenter = make_segmenter("jieba", user_dict=None, hmm=True)
-    segmenter.cut("我爱北京天安门") -> ["我", "爱", "北京", "天安门"]   # pieces join back to the input
-    segmenter_spec(segmenter) -> {"name", "version", "options"}: recorded in a vocab artifact
+segmenter = make_segmenter("jieba", user_dict=None, hmm=True)
+segmenter.cut("我爱北京天安门") -> ["我", "爱", "北京", "天安门"]   # pieces join back to the input
+segmenter_spec(segmenter) -> {"name", "version", "options"}: recorded in a vocab artifact
 """
 
 from __future__ import annotations
@@ -78,12 +78,16 @@ class PkusegSegmenter:
                 "`pip install --no-build-isolation '.[pkuseg]'` (it builds Cython extensions against numpy)"
             ) from error
         if model != "default":
-            raise SegmenterError(f"pkuseg model {model!r} would be downloaded, which is impossible offline; "
-                                 "only the bundled model 'default' is supported")
+            raise SegmenterError(
+                f"pkuseg model {model!r} would be downloaded, which is impossible offline; "
+                "only the bundled model 'default' is supported"
+            )
         bundled = os.path.join(os.path.dirname(os.path.realpath(pkuseg.__file__)), "models", "default")
         if not os.path.isdir(bundled):
-            raise SegmenterError(f"pkuseg's bundled default model is missing ({bundled}); reinstall pkuseg from its "
-                                 "source distribution, which ships the model")
+            raise SegmenterError(
+                f"pkuseg's bundled default model is missing ({bundled}); reinstall pkuseg from its "
+                "source distribution, which ships the model"
+            )
         self.version = importlib.metadata.version("pkuseg")
         self.options = {"model": model, "user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
         try:

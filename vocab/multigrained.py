@@ -1,8 +1,8 @@
 """The multi-grained tokenizer: every text as fine (BERT) and coarse (phrase / word) tokens, aligned.
 
-    example = MultiGrainedTokenizer.from_artifact("out/vocab-en").encode("I live in New York.")
-    example.coarse_tokens -> ('[CLS]', 'i', 'live', 'in', 'new york', '.', '[SEP]')
-    example.align         -> ((0, 1), (1, 2), (2, 3), (3, 4), (4, 6), (6, 7), (7, 8))   # into fine tokens
+example = MultiGrainedTokenizer.from_artifact("out/vocab-en").encode("I live in New York.")
+example.coarse_tokens -> ('[CLS]', 'i', 'live', 'in', 'new york', '.', '[SEP]')
+example.align         -> ((0, 1), (1, 2), (2, 3), (3, 4), (4, 6), (6, 7), (7, 8))   # into fine tokens
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ class MultiGrainedTokenizer:
     fine pieces, one coarse token each (coarse vocab ⊇ fine vocab, same ids).
     """
 
-    def __init__(self, lang: str, fine: Tokenizer, coarse_vocab: list[str], matcher: PhraseMatcher | None,
-                 segmenter=None):
+    def __init__(
+        self, lang: str, fine: Tokenizer, coarse_vocab: list[str], matcher: PhraseMatcher | None, segmenter=None
+    ):
         self.lang = lang
         self.fine = fine
         self.coarse_vocab = coarse_vocab
@@ -58,8 +59,9 @@ class MultiGrainedTokenizer:
         self.sep_id = self.coarse_index["[SEP]"]
 
     @classmethod
-    def from_artifact(cls, directory: str, segmenter: str | Segmenter | None = None,
-                      verify: bool = True) -> MultiGrainedTokenizer:
+    def from_artifact(
+        cls, directory: str, segmenter: str | Segmenter | None = None, verify: bool = True
+    ) -> MultiGrainedTokenizer:
         """Load (and by default verify) an artifact. `segmenter` (zh only), a name or a segmenter
         object, is refused unless it is the one recorded in the artifact."""
         document = verify_artifact(directory) if verify else read_artifact(directory)
@@ -67,8 +69,10 @@ class MultiGrainedTokenizer:
         coarse_vocab = read_vocab_lines(os.path.join(directory, "coarse", "vocab.txt"))
         if document["lang"] == "en":
             if segmenter is not None:
-                raise SegmenterError(f"artifact {directory} is English; English artifacts use no word segmenter: "
-                                     "drop the segmenter argument (--segmenter)")
+                raise SegmenterError(
+                    f"artifact {directory} is English; English artifacts use no word segmenter: "
+                    "drop the segmenter argument (--segmenter)"
+                )
             phrases = read_phrase_tsv(os.path.join(directory, document["dictionary"]))
             coarse_set = set(coarse_vocab)
             matcher = PhraseMatcher(e.phrase for e in phrases if e.phrase in coarse_set)
@@ -79,21 +83,27 @@ class MultiGrainedTokenizer:
         if not spec:
             raise ArtifactError(f"Chinese artifact {directory} records no segmenter in artifact.json; rebuild it")
         if isinstance(segmenter, str) and segmenter != spec["name"]:
-            raise SegmenterError(f"artifact {directory} was built with {spec['name']}; refusing to tokenize "
-                                 f"with {segmenter}: rebuild it with --segmenter {segmenter}, or drop --segmenter")
+            raise SegmenterError(
+                f"artifact {directory} was built with {spec['name']}; refusing to tokenize "
+                f"with {segmenter}: rebuild it with --segmenter {segmenter}, or drop --segmenter"
+            )
         if segmenter is not None and not isinstance(segmenter, str):
             if segmenter_spec(segmenter) != spec:
-                raise SegmenterError(f"artifact {directory} was built with segmenter {spec}; refusing to tokenize "
-                                     f"with {segmenter_spec(segmenter)}: rebuild the artifact with that segmenter, "
-                                     "or pass none to load the artifact's own")
+                raise SegmenterError(
+                    f"artifact {directory} was built with segmenter {spec}; refusing to tokenize "
+                    f"with {segmenter_spec(segmenter)}: rebuild the artifact with that segmenter, "
+                    "or pass none to load the artifact's own"
+                )
             return cls("zh", fine, coarse_vocab, None, segmenter)
         options = {k: v for k, v in spec.get("options", {}).items() if k != "user_dict_sha256"}
         if spec.get("options", {}).get("user_dict_sha256"):
             options["user_dict"] = os.path.join(directory, "segmenter", "user_dict.txt")
         loaded = make_segmenter(spec["name"], **options)
         if segmenter_spec(loaded) != spec:
-            raise SegmenterError(f"artifact {directory} needs segmenter {spec}, but this machine has "
-                                 f"{segmenter_spec(loaded)}; install that version or rebuild the artifact")
+            raise SegmenterError(
+                f"artifact {directory} needs segmenter {spec}, but this machine has "
+                f"{segmenter_spec(loaded)}; install that version or rebuild the artifact"
+            )
         return cls("zh", fine, coarse_vocab, None, loaded)
 
     # -- public API -------------------------------------------------------------------------
@@ -111,8 +121,9 @@ class MultiGrainedTokenizer:
         return [self._build([text], encoding) for text, encoding in zip(texts, encodings, strict=True)]
 
     # -- coarse units -----------------------------------------------------------------------
-    def _groups(self, text: str, tokens: list[str], offsets: list[Span],
-                word_starts: list[int]) -> list[tuple[int, int, str]]:
+    def _groups(
+        self, text: str, tokens: list[str], offsets: list[Span], word_starts: list[int]
+    ) -> list[tuple[int, int, str]]:
         """The coarse units that are one coarse token, as (first word, end word, token), in order;
         every word outside them falls back to its fine pieces."""
         if self.lang == "en":
@@ -120,14 +131,18 @@ class MultiGrainedTokenizer:
         return self._word_groups(text, offsets, word_starts)
 
     def _phrase_groups(self, text: str, tokens: list[str], word_starts: list[int]) -> list[tuple[int, int, str]]:
-        if "[UNK]" in tokens[word_starts[0]:word_starts[-1]]:  # an [UNK] hides its word: normalize again
+        if "[UNK]" in tokens[word_starts[0] : word_starts[-1]]:  # an [UNK] hides its word: normalize again
             words = basic_words(text)
             if len(words) != len(word_starts) - 1:
-                raise ArtifactError(f"the fine tokenizer and BERT normalization disagree on {text[:80]!r}: is "
-                                    "fine/tokenizer.json the BERT uncased pipeline?")
+                raise ArtifactError(
+                    f"the fine tokenizer and BERT normalization disagree on {text[:80]!r}: is "
+                    "fine/tokenizer.json the BERT uncased pipeline?"
+                )
         else:  # a word is its pieces joined (WordPiece never splits elsewhere)
-            words = [tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1:b])
-                     for a, b in zip(word_starts, word_starts[1:], strict=False)]
+            words = [
+                tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1 : b])
+                for a, b in zip(word_starts, word_starts[1:], strict=False)
+            ]
         # one call per text: phrases hold no punctuation word, so no match crosses punctuation
         groups = [(start, end, " ".join(words[start:end])) for start, end in self.matcher.phrase_spans(words)]
         return groups
@@ -143,8 +158,10 @@ class MultiGrainedTokenizer:
             run = text[run_start:run_end]
             words = self.segmenter.cut(run)
             if "".join(words) != run:
-                raise SegmenterError(f"segmenter {self.segmenter.name} lost or changed characters of {run[:80]!r}: "
-                                     "its pieces must join back to the input")
+                raise SegmenterError(
+                    f"segmenter {self.segmenter.name} lost or changed characters of {run[:80]!r}: "
+                    "its pieces must join back to the input"
+                )
             position = run_start
             for word in words:
                 start, position = position, position + len(word)
@@ -198,10 +215,15 @@ class MultiGrainedTokenizer:
             fallback(cursor, end)
             position = end
         return AlignedExample(
-            fine_ids=tuple(ids), coarse_ids=tuple(coarse_ids), align=tuple(align),
-            fine_type=tuple(types), coarse_type=tuple(coarse_type),
-            fine_offsets=tuple(offsets), coarse_offsets=tuple(coarse_offsets),
-            fine_tokens=tuple(tokens), coarse_tokens=tuple(coarse_tokens),
+            fine_ids=tuple(ids),
+            coarse_ids=tuple(coarse_ids),
+            align=tuple(align),
+            fine_type=tuple(types),
+            coarse_type=tuple(coarse_type),
+            fine_offsets=tuple(offsets),
+            coarse_offsets=tuple(coarse_offsets),
+            fine_tokens=tuple(tokens),
+            coarse_tokens=tuple(coarse_tokens),
         )
 
 

@@ -13,9 +13,7 @@ from functools import lru_cache
 
 from tokenizers import normalizers, pre_tokenizers
 
-_NORMALIZER = normalizers.BertNormalizer(
-    clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True
-)
+_NORMALIZER = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True, lowercase=True)
 _PRE_TOKENIZER = pre_tokenizers.BertPreTokenizer()
 
 
@@ -24,9 +22,7 @@ def normalize_text(text: str) -> str:
     return _NORMALIZER.normalize_str(text)
 
 
-_CLEANER = normalizers.BertNormalizer(
-    clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False
-)
+_CLEANER = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=False, strip_accents=False, lowercase=False)
 
 
 def clean_text(text: str) -> str:
@@ -38,9 +34,14 @@ def is_cjk_char(ch: str) -> bool:
     """A CJK ideograph as BERT's _is_chinese_char defines it (the characters BERT isolates)."""
     cp = ord(ch)
     return (
-        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
-        or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
     )
 
 

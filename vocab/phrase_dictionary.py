@@ -37,9 +37,7 @@ def read_phrase_tsv(path: str) -> list[PhraseEntry]:
                 phrase, n, count, score = fields
                 entry = PhraseEntry(phrase, int(n), int(count), float(score))
             except ValueError as error:
-                raise ValueError(
-                    f"{path}:{number}: expected phrase<TAB>n<TAB>count<TAB>score, got {line!r}"
-                ) from error
+                raise ValueError(f"{path}:{number}: expected phrase<TAB>n<TAB>count<TAB>score, got {line!r}") from error
             if entry.n != len(phrase.split(" ")):
                 raise ValueError(f"{path}:{number}: n={entry.n} but {phrase!r} has other length")
             entries.append(entry)

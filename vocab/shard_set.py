@@ -1,8 +1,8 @@
 """Reading and checking a shard set (DESIGN.md, "Shard set"): manifest, shard hashes, every sample.
 
-    urls = shard_urls("out/shards", expect_vocab_id=artifact_id)   # refuses a partial set or a foreign vocab
-    faults = verify_shard_set("out/shards")       # [] when every shard and sample is sound
-    `ambert shard verify DIR` and `ambert shard inspect DIR` are the command-line faces of this module.
+urls = shard_urls("out/shards", expect_vocab_id=artifact_id)   # refuses a partial set or a foreign vocab
+faults = verify_shard_set("out/shards")       # [] when every shard and sample is sound
+`ambert shard verify DIR` and `ambert shard inspect DIR` are the command-line faces of this module.
 """
 
 from __future__ import annotations
@@ -44,13 +44,16 @@ def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
         with fsspec.open(path, "r", encoding="utf-8") as handle:
             manifest = json.load(handle)
     except FileNotFoundError as error:
-        raise ShardSetError(f"no {MANIFEST} in {directory}: the shard set is incomplete (rerun `ambert shard`)") \
-            from error
+        raise ShardSetError(
+            f"no {MANIFEST} in {directory}: the shard set is incomplete (rerun `ambert shard`)"
+        ) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ShardSetError(f"{path} is not valid JSON: {error}") from error
     if expect_vocab_id is not None and manifest["vocab"]["id"] != expect_vocab_id:
-        raise ShardSetError(f"{directory} was written with vocab {manifest['vocab']['id']}, not {expect_vocab_id}: "
-                            "re-shard with this model's vocab artifact")
+        raise ShardSetError(
+            f"{directory} was written with vocab {manifest['vocab']['id']}, not {expect_vocab_id}: "
+            "re-shard with this model's vocab artifact"
+        )
     return manifest
 
 

@@ -31,8 +31,19 @@ def test_importing_the_cli_does_not_import_beam_or_torch():
 def test_phrases_end_to_end_with_beam_flags(tmp_path):
     corpus = write_planted_corpus(tmp_path / "planted.txt", lines=1500)
     out = tmp_path / "out"
-    result = ambert("phrases", "--corpus", str(corpus), "--out", str(out), "--min-count", "5",
-                    "--order", "3", "--direct_num_workers", "1")
+    result = ambert(
+        "phrases",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--min-count",
+        "5",
+        "--order",
+        "3",
+        "--direct_num_workers",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["phrases"] == f"{out}/phrases.tsv"
@@ -54,8 +65,14 @@ def test_invalid_option_value_is_refused(tmp_path):
 
 
 def test_stray_arguments_are_refused_not_dropped(tmp_path):
-    result = ambert("phrases", "--corpus", "data/en/austen_sample.txt.gz", "data/en/enwiki_sample.txt.gz",
-                    "--out", str(tmp_path / "o"))
+    result = ambert(
+        "phrases",
+        "--corpus",
+        "data/en/austen_sample.txt.gz",
+        "data/en/enwiki_sample.txt.gz",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert result.returncode == 2
     assert "unexpected argument 'data/en/enwiki_sample.txt.gz'" in result.stderr
     assert not (tmp_path / "o").exists()

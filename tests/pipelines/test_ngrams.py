@@ -59,9 +59,12 @@ def test_count_ngrams_transform_under_test_pipeline():
         rows, counters = p | beam.Create(batches) | CountNgrams(order=2, min_count=2, num_shards=3)
         flat = rows | beam.FlatMap(lambda keyed: keyed[1])
         assert_that(flat, equal_to(kept), label="rows")
-        distinct = counters | beam.Filter(lambda c: c.name.startswith("ngrams_distinct.")) | beam.Map(
-            lambda c: (c.name, c.amount)
-        ) | beam.CombinePerKey(sum)
+        distinct = (
+            counters
+            | beam.Filter(lambda c: c.name.startswith("ngrams_distinct."))
+            | beam.Map(lambda c: (c.name, c.amount))
+            | beam.CombinePerKey(sum)
+        )
         expected_distinct = Counter(f"ngrams_distinct.{g.count(' ') + 1}" for g in expected)
         assert_that(distinct, equal_to(sorted(expected_distinct.items())), label="distinct")
 

@@ -60,8 +60,9 @@ def test_default_threshold_rejects_independent_pair(tmp_path):
 def test_two_workers_and_rerun_give_identical_outputs(phrases_run, en_small_corpus, tmp_path):
     reference, _ = phrases_run
     out = tmp_path / "two"
-    run_phrases([en_small_corpus], out, ["--direct_num_workers", "2",
-                                         "--direct_running_mode", "multi_processing"], min_count=3)
+    run_phrases(
+        [en_small_corpus], out, ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], min_count=3
+    )
     run_phrases([en_small_corpus], out, min_count=3)  # rerun into the same directory
     for name in ("phrases.tsv", "lm.arpa"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -72,13 +73,15 @@ def test_two_workers_and_rerun_give_identical_outputs(phrases_run, en_small_corp
 def test_dask_runner_on_local_cluster_gives_identical_outputs(phrases_run, en_small_corpus, tmp_path):
     distributed = pytest.importorskip("distributed", reason="dask.distributed is a dev dependency")
     reference, _ = phrases_run
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         out = tmp_path / "dask"
-        run_phrases([en_small_corpus], out,
-                    ["--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address],
-                    min_count=3)
+        run_phrases(
+            [en_small_corpus],
+            out,
+            ["--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address],
+            min_count=3,
+        )
     finally:
         cluster.close()
     for name in ("phrases.tsv", "lm.arpa"):
@@ -92,11 +95,11 @@ def test_bad_input_is_accounted_for(en_small_corpus, tmp_path):
     corpus.mkdir()
     shutil.copy(en_small_corpus, corpus / "good.txt.gz")
     (corpus / "bytes.txt").write_bytes(
-        b"caf\xe9 in latin-1\n"            # invalid_utf8
-        b"abc\x00def\n"                    # binary
+        b"caf\xe9 in latin-1\n"  # invalid_utf8
+        b"abc\x00def\n"  # binary
         b"bell\x07 and \x1b[31m escape\n"  # kept: control characters are removed
-        b"   \t \n"                        # empty
-        b"\x80\x81\xfe\xff\n"              # invalid_utf8
+        b"   \t \n"  # empty
+        b"\x80\x81\xfe\xff\n"  # invalid_utf8
         b"last line without newline"
     )
     (corpus / "empty.txt").write_bytes(b"")
@@ -112,8 +115,14 @@ def test_bad_input_is_accounted_for(en_small_corpus, tmp_path):
 
     stats = run_phrases([corpus], tmp_path / "out", min_count=3)
     lines = stats["lines"]
-    assert lines["dropped"] == {"binary": 1, "empty": 2, "invalid_json": 1, "invalid_utf8": 2,
-                                "no_text_field": 2, "too_long": 1}
+    assert lines["dropped"] == {
+        "binary": 1,
+        "empty": 2,
+        "invalid_json": 1,
+        "invalid_utf8": 2,
+        "no_text_field": 2,
+        "too_long": 1,
+    }
     assert lines["read"] == lines["kept"] + sum(lines["dropped"].values())
     assert lines["kept"] == 3000 + 2 + 1 + stats_truncated_lines(stats)
     assert stats["files"]["read"] == 6 and stats["files"]["unreadable"] == 1

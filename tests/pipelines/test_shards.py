@@ -53,7 +53,7 @@ def en_corpus(tmp_path_factory) -> Path:
     documents, position = [], 0
     while position < len(lines) - 20:
         size = rng.randint(1, 4)
-        documents.append("\n".join(lines[position:position + size]))
+        documents.append("\n".join(lines[position : position + size]))
         position += size
     with gzip.open(root / "paragraphs.txt.gz", "wt", encoding="utf-8") as out:
         out.write("\n\n".join(documents) + "\n")
@@ -110,9 +110,10 @@ def test_offsets_point_back_into_the_document(en_run, en_corpus, artifacts):
             name, _, offset = doc_id.rpartition(":")  # the byte offset of the document's first line
             if name != "records.jsonl":
                 continue
-            text = json.loads(records[int(offset):].split(b"\n", 1)[0])["text"].lower()
-            for token, (start, end), kind in zip(example.fine_ids, example.fine_offsets, example.fine_type,
-                                                 strict=True):
+            text = json.loads(records[int(offset) :].split(b"\n", 1)[0])["text"].lower()
+            for token, (start, end), kind in zip(
+                example.fine_ids, example.fine_offsets, example.fine_type, strict=True
+            ):
                 if kind == segment and end > start:
                     checked += 1
                     matched += text[start:end] == fine_vocab[token].removeprefix("##")
@@ -132,8 +133,13 @@ def test_accounting_covers_every_document(en_run):
 def test_identical_bytes_with_two_workers_and_on_rerun(en_run, artifacts, en_corpus, tmp_path):
     reference, manifest = en_run
     out = tmp_path / "two"
-    shard(artifacts["en"], [en_corpus], out, ["--direct_num_workers", "2", "--direct_running_mode",
-                                              "multi_processing"], **EN_OPTIONS)
+    shard(
+        artifacts["en"],
+        [en_corpus],
+        out,
+        ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+        **EN_OPTIONS,
+    )
     assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
     for name in os.listdir(reference):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -163,14 +169,30 @@ def test_splits_and_runs_never_change_contiguous_examples(artifacts, en_corpus, 
 
 
 @pytest.mark.parametrize("kill_when", ["runs", "shards"])
-def test_a_killed_build_leaves_no_readable_set_and_a_rerun_completes_it(en_run, artifacts, en_corpus, tmp_path,
-                                                                        kill_when):
+def test_a_killed_build_leaves_no_readable_set_and_a_rerun_completes_it(
+    en_run, artifacts, en_corpus, tmp_path, kill_when
+):
     """kill -9 once run files (or the first shards) exist: no manifest, so readers refuse the
     directory; the rerun gives the same bytes as an uninterrupted build."""
     reference, _manifest = en_run
     out = tmp_path / "killed"
-    command = [AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(en_corpus), "--out", str(out),
-               "--samples-per-shard", "100", "--max-seq-len", "64", "--pool-docs", "40"]
+    command = [
+        AMBERT,
+        "shard",
+        "build",
+        "--vocab",
+        artifacts["en"],
+        "--corpus",
+        str(en_corpus),
+        "--out",
+        str(out),
+        "--samples-per-shard",
+        "100",
+        "--max-seq-len",
+        "64",
+        "--pool-docs",
+        "40",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pattern = ".work/runs/*.run" if kill_when == "runs" else "shard-*.tar"
     deadline = time.monotonic() + 120
@@ -214,8 +236,13 @@ def test_dask_runner_on_local_cluster_gives_identical_bytes(en_run, artifacts, e
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         out = tmp_path / "dask"
-        shard(artifacts["en"], [en_corpus], out, ["--runner", "DaskRunner", "--dask_client_address",
-                                                  cluster.scheduler_address], **EN_OPTIONS)
+        shard(
+            artifacts["en"],
+            [en_corpus],
+            out,
+            ["--runner", "DaskRunner", "--dask_client_address", cluster.scheduler_address],
+            **EN_OPTIONS,
+        )
     finally:
         cluster.close()
     assert sorted(os.listdir(out)) == sorted(os.listdir(reference))
@@ -241,8 +268,11 @@ def write_bad_corpus(root: Path, rng: random.Random) -> Path:
     (root / "junk.txt").write_bytes(bytes(rng.randrange(256) for _ in range(5000)))
     (root / "mixed.txt").write_bytes(
         b"Good first paragraph. It has two sentences.\n\n\xff\xfe invalid utf-8 \xc3\x28\n\n"
-        + b"x" * 3000 + b"\n\n" + b"ctrl \x01\x02\x07 chars \x1b[31m red.\nAnd a\x00nul line.\n\n\n\n\t \n\n"
-        + b"\x85\x0b\x0c\n\nLast paragraph here.")
+        + b"x" * 3000
+        + b"\n\n"
+        + b"ctrl \x01\x02\x07 chars \x1b[31m red.\nAnd a\x00nul line.\n\n\n\n\t \n\n"
+        + b"\x85\x0b\x0c\n\nLast paragraph here."
+    )
     (root / "records.jsonl").write_text('{"text": "Fine record."}\n[1, 2]\n{"text": 3}\nnot json\n\n{"text": ""}\n')
     whole = gzip.compress(("Some text to cut off. " * 400 + "\n\nMore.\n").encode())
     (root / "cut.txt.gz").write_bytes(whole[: len(whole) // 2])
@@ -266,8 +296,9 @@ def test_bad_input_never_crashes_and_is_accounted_for(artifacts, tmp_path, seed)
 def test_key_slices_that_get_no_example_leave_no_empty_shard(artifacts, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(first_lines(REPO / "data" / "en" / "enwiki_sample.txt.gz", 40)) + "\n")
-    manifest = shard(artifacts["en"], [corpus], tmp_path / "out", nsp=False, docs_per_line=True,
-                     samples_per_shard=1)  # one key slice per example: about a third of them are empty
+    manifest = shard(
+        artifacts["en"], [corpus], tmp_path / "out", nsp=False, docs_per_line=True, samples_per_shard=1
+    )  # one key slice per example: about a third of them are empty
     shards = manifest["shards"]
     assert 0 < len(shards) < manifest["accounting"]["examples"]["made"] == manifest["totals"]["samples"]
     assert [s["name"] for s in shards] == [f"shard-{i:05d}.tar" for i in range(len(shards))]
@@ -282,8 +313,11 @@ def test_a_corpus_with_nothing_usable_gives_an_empty_verified_set(artifacts, tmp
     corpus.write_bytes(b"\xff\xfe\n\n\x00\x01\n\n   \n")
     manifest = shard(artifacts["en"], [corpus], tmp_path / "out")
     assert manifest["totals"]["samples"] == 0 and manifest["shards"] == []
-    assert manifest["accounting"]["documents"] == {"read": 2, "kept": 0, "dropped": {
-        "all_lines_binary": 1, "all_lines_invalid_utf8": 1}}
+    assert manifest["accounting"]["documents"] == {
+        "read": 2,
+        "kept": 0,
+        "dropped": {"all_lines_binary": 1, "all_lines_invalid_utf8": 1},
+    }
     assert verify_shard_set(str(tmp_path / "out")) == ([], 0)
 
 
@@ -328,15 +362,21 @@ def random_segment(rng: random.Random) -> Segment:
     widths = [rng.randint(1, 3) for _ in range(rng.randint(1, 30))]
     ends = np.cumsum(widths).astype(np.int32)
     fine = int(ends[-1])
-    return Segment(np.arange(fine, dtype=np.int32) + 1000, np.arange(len(widths), dtype=np.int32) + 5000, ends,
-                   np.zeros((fine, 2), np.int32), np.zeros((len(widths), 2), np.int32))
+    return Segment(
+        np.arange(fine, dtype=np.int32) + 1000,
+        np.arange(len(widths), dtype=np.int32) + 5000,
+        ends,
+        np.zeros((fine, 2), np.int32),
+        np.zeros((len(widths), 2), np.int32),
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_examples_fit_and_stay_aligned(seed):
     rng = random.Random(seed)
-    pool = {f"d{i}": [truncate_segment(random_segment(rng), 37) for _ in range(rng.randint(1, 8))]
-            for i in range(6)}  # the pipeline truncates sentences to max_seq_len - 3 first
+    pool = {
+        f"d{i}": [truncate_segment(random_segment(rng), 37) for _ in range(rng.randint(1, 8))] for i in range(6)
+    }  # the pipeline truncates sentences to max_seq_len - 3 first
     for doc_id, segments in pool.items():
         pairs, _truncated, dropped = pair_examples(doc_id, segments, pool, seed, 40, 101, 102)
         assert dropped == 0
@@ -351,16 +391,53 @@ def test_cli_build_and_inspect(artifacts, tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("I live in New York. Ice cream is good.\n\nSir John went home. He slept.\n")
     out = tmp_path / "out"
-    result = subprocess.run([AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(corpus),
-                             "--out", str(out), "--no-nsp", "--direct_num_workers", "1"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            AMBERT,
+            "shard",
+            "build",
+            "--vocab",
+            artifacts["en"],
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+            "--no-nsp",
+            "--direct_num_workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["samples"] == 2
-    result = subprocess.run([AMBERT, "shard", "inspect", str(out), "-n", "2", "--vocab", artifacts["en"]],
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "120"})
+    result = subprocess.run(
+        [AMBERT, "shard", "inspect", str(out), "-n", "2", "--vocab", artifacts["en"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     assert result.returncode == 0 and "new york" in result.stderr and "sir john" in result.stderr
-    bad = subprocess.run([AMBERT, "shard", "build", "--vocab", artifacts["en"], "--corpus", str(corpus),
-                          "--out", str(out), "--max-seq-len", "4"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            AMBERT,
+            "shard",
+            "build",
+            "--vocab",
+            artifacts["en"],
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+            "--max-seq-len",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--max-seq-len" in bad.stderr
 
 

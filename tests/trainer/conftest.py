@@ -23,8 +23,16 @@ def write_first_lines(source: Path, out: Path, count: int) -> Path:
 
 
 def make_shard_set(artifact: Path, corpus: Path, out: Path, samples_per_shard: int, max_seq_len: int = 64) -> Path:
-    cfg = ShardConfig(vocab=str(artifact), corpus=(str(corpus),), out=str(out), max_seq_len=max_seq_len,
-                      nsp=True, samples_per_shard=samples_per_shard, seed=5, docs_per_line=True)
+    cfg = ShardConfig(
+        vocab=str(artifact),
+        corpus=(str(corpus),),
+        out=str(out),
+        max_seq_len=max_seq_len,
+        nsp=True,
+        samples_per_shard=samples_per_shard,
+        seed=5,
+        docs_per_line=True,
+    )
     run(cfg, [])
     return out
 
@@ -38,7 +46,8 @@ def trainer_data(tmp_path_factory) -> dict[str, Path]:
     en_corpus = write_first_lines(REPO / "data" / "en" / "enwiki_sample.txt.gz", root / "en.txt", 300)
     zh_corpus = write_first_lines(REPO / "data" / "zh" / "pku199801_sample.txt.gz", root / "zh.txt", 200)
     return {
-        "en_vocab": root / "en_vocab", "zh_vocab": root / "zh_vocab",
+        "en_vocab": root / "en_vocab",
+        "zh_vocab": root / "zh_vocab",
         "en_shards": make_shard_set(root / "en_vocab", en_corpus, root / "en_shards", samples_per_shard=64),
         "zh_shards": make_shard_set(root / "zh_vocab", zh_corpus, root / "zh_shards", samples_per_shard=96),
     }

@@ -25,12 +25,31 @@ def vocab_id(artifact: Path) -> str:
     return json.loads((artifact / "artifact.json").read_text())["id"]
 
 
-def loader(data: Path, artifact: Path, *, rank: int = 0, world_size: int = 1, num_workers: int = 2, epoch: int = 0,
-           shuffle_buffer: int = 50, **options):
+def loader(
+    data: Path,
+    artifact: Path,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    num_workers: int = 2,
+    epoch: int = 0,
+    shuffle_buffer: int = 50,
+    **options,
+):
     spec = MaskingSpec.from_artifact(str(artifact))
-    return pretraining_loader(str(data), expect_vocab_id=vocab_id(artifact), collator=MaskingCollator(spec, 11, epoch),
-                              batch_size=16, num_workers=num_workers, shuffle_buffer=shuffle_buffer, seed=11,
-                              epoch=epoch, rank=rank, world_size=world_size, **options)
+    return pretraining_loader(
+        str(data),
+        expect_vocab_id=vocab_id(artifact),
+        collator=MaskingCollator(spec, 11, epoch),
+        batch_size=16,
+        num_workers=num_workers,
+        shuffle_buffer=shuffle_buffer,
+        seed=11,
+        epoch=epoch,
+        rank=rank,
+        world_size=world_size,
+        **options,
+    )
 
 
 def keys_of(batches) -> list[str]:
@@ -48,8 +67,12 @@ def all_keys(data: Path) -> list[str]:
 
 def same_batches(these, those) -> bool:
     return len(these) == len(those) and all(
-        a.keys == b.keys and torch.equal(a.fine_ids, b.fine_ids) and torch.equal(a.coarse_ids, b.coarse_ids)
-        and torch.equal(a.fine_labels, b.fine_labels) for a, b in zip(these, those, strict=True))
+        a.keys == b.keys
+        and torch.equal(a.fine_ids, b.fine_ids)
+        and torch.equal(a.coarse_ids, b.coarse_ids)
+        and torch.equal(a.fine_labels, b.fine_labels)
+        for a, b in zip(these, those, strict=True)
+    )
 
 
 def test_every_sample_once_per_epoch_over_two_ranks_of_two_workers_and_ranks_are_disjoint(trainer_data):
@@ -81,7 +104,8 @@ def test_shard_order_changes_with_the_epoch_and_the_buffer_shuffles(trainer_data
 
     assert sorted(shard_order(0)) == sorted(shard_keys(data)) and shard_order(0) != shard_order(1)
     assert keys_of(loader(data, vocab, num_workers=0, shuffle_buffer=1)) == [
-        key for name in shard_order(0) for key in shard_keys(data)[name]]  # no buffer: each shard's samples in order
+        key for name in shard_order(0) for key in shard_keys(data)[name]
+    ]  # no buffer: each shard's samples in order
     shuffled = keys_of(loader(data, vocab, num_workers=0))
     assert shuffled != keys_of(loader(data, vocab, num_workers=0, shuffle_buffer=1))
     assert len(set(shuffled)) == len(all_keys(data))
@@ -135,11 +159,11 @@ def bad_ids(data: bytes) -> bytes:
     start, size = member(data, 3).offset_data, member(data, 3).size
     doc_len, next_len = struct.unpack_from("<II", data, start + 16)
     arrays = start + 24 + doc_len + next_len
-    return data[:arrays] + b"\xff" * (start + size - arrays) + data[start + size:]
+    return data[:arrays] + b"\xff" * (start + size - arrays) + data[start + size :]
 
 
 DAMAGES = {
-    "cut between samples": lambda data: data[:member(data, 5).offset],  # a short, well-formed tar
+    "cut between samples": lambda data: data[: member(data, 5).offset],  # a short, well-formed tar
     "ids out of range": bad_ids,
     "truncated": lambda data: data[:5000],
     "junk tail": lambda data: data[:5000] + b"\x00junk" * 100,
@@ -149,8 +173,7 @@ DAMAGES = {
 
 
 @pytest.mark.parametrize("damage", DAMAGES)
-def test_a_corrupt_shard_is_skipped_counted_and_named_or_stops_a_strict_loader(trainer_data, tmp_path, caplog,
-                                                                                damage):
+def test_a_corrupt_shard_is_skipped_counted_and_named_or_stops_a_strict_loader(trainer_data, tmp_path, caplog, damage):
     data, vocab = tmp_path / "shards", trainer_data["zh_vocab"]
     shutil.copytree(trainer_data["zh_shards"], data)
     damaged = data / "shard-00001.tar"
@@ -161,10 +184,16 @@ def test_a_corrupt_shard_is_skipped_counted_and_named_or_stops_a_strict_loader(t
         keys = keys_of(lenient)
     assert list(lenient.corrupt_shards) == ["shard-00001.tar"]
     assert [r.getMessage() for r in caplog.records if "shard-00001.tar" in r.getMessage()], caplog.text
-    intact = [example.key for name in ("shard-00000.tar", "shard-00002.tar", "shard-00003.tar")
-              for example in shard_examples(str(data / name))]
-    assert len(keys) == len(set(keys)) and set(intact) <= set(keys) and len(keys) < len(all_keys(
-        trainer_data["zh_shards"]))
+    intact = [
+        example.key
+        for name in ("shard-00000.tar", "shard-00002.tar", "shard-00003.tar")
+        for example in shard_examples(str(data / name))
+    ]
+    assert (
+        len(keys) == len(set(keys))
+        and set(intact) <= set(keys)
+        and len(keys) < len(all_keys(trainer_data["zh_shards"]))
+    )
 
     with pytest.raises(ShardSetError, match="shard-00001.tar"):  # raised in a worker process, reaches the caller
         list(loader(data, vocab, num_workers=1, strict=True))

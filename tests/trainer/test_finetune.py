@@ -18,8 +18,16 @@ from trainer.finetune import FinetuneConfig, classification_loss, finetune_class
 from trainer.train import train
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
-TINY = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
-        "data.batch_size=8", "run.log_every=5", "optim.warmup_steps=2", "optim.max_steps=6"]
+TINY = [
+    "model.hidden_size=32",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.intermediate_size=64",
+    "data.batch_size=8",
+    "run.log_every=5",
+    "optim.warmup_steps=2",
+    "optim.max_steps=6",
+]
 
 
 def test_three_heads_and_agreement_regularizer_by_hand():
@@ -39,8 +47,11 @@ def test_three_heads_and_agreement_regularizer_by_hand():
 @pytest.fixture(scope="module")
 def pretrained(trainer_data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ft") / "run"
-    train(load_config("tiny", None, [*TINY, f"data.data={trainer_data['zh_shards']}"]), str(run),
-          vocab_dir=str(trainer_data["zh_vocab"]))
+    train(
+        load_config("tiny", None, [*TINY, f"data.data={trainer_data['zh_shards']}"]),
+        str(run),
+        vocab_dir=str(trainer_data["zh_vocab"]),
+    )
     return run
 
 
@@ -62,23 +73,44 @@ def test_tiny_finetune_beats_the_majority_class_and_exports(pretrained, tmp_path
         write_toy_set(tmp_path / f"{name}.tsv", count, seed)
     out = tmp_path / "ft"
     tuning = FinetuneConfig(epochs=8, batch_size=16, lr=3e-3, max_seq_len=32, seed=1)
-    record = finetune_classifier(str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), str(pretrained), str(out),
-                                 tuning, test_path=str(tmp_path / "test.tsv"))
+    record = finetune_classifier(
+        str(tmp_path / "train.tsv"),
+        str(tmp_path / "dev.tsv"),
+        str(pretrained),
+        str(out),
+        tuning,
+        test_path=str(tmp_path / "test.tsv"),
+    )
     gold = [line.split("\t")[0] for line in (tmp_path / "test.tsv").read_text().splitlines()]
     majority = max(gold.count("pos"), gold.count("neg")) / len(gold)
     assert record["scores"]["test"]["accuracy"] > majority + 0.15, record["history"]
     assert (out / "confusion-test.png").stat().st_size > 5000 and record["head"] == "concat"
 
-    evaluated = subprocess.run([AMBERT, "evaluate", "--model", str(out), "--data", str(tmp_path / "test.tsv"),
-                                "--predict-from", "fine", "--json", str(tmp_path / "scores.json")],
-                               capture_output=True, text=True, check=False)
+    evaluated = subprocess.run(
+        [
+            AMBERT,
+            "evaluate",
+            "--model",
+            str(out),
+            "--data",
+            str(tmp_path / "test.tsv"),
+            "--predict-from",
+            "fine",
+            "--json",
+            str(tmp_path / "scores.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["head"] == "fine" and 0 <= scores["accuracy"] <= 1
 
     exported = tmp_path / "hf-classifier"
-    result = subprocess.run([AMBERT, "export", "--format", "hf", str(out), str(exported)], capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        [AMBERT, "export", "--format", "hf", str(out), str(exported)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     from transformers import BertForSequenceClassification
 
@@ -88,15 +120,17 @@ def test_tiny_finetune_beats_the_majority_class_and_exports(pretrained, tmp_path
 
     classifier, saved = load_finetuned(str(out))
     vocab = str(out / "vocab")
-    examples = encode_labeled(MultiGrainedTokenizer.from_artifact(vocab), read_labeled(str(tmp_path / "test.tsv")),
-                              32, "test")
+    examples = encode_labeled(
+        MultiGrainedTokenizer.from_artifact(vocab), read_labeled(str(tmp_path / "test.tsv")), 32, "test"
+    )
     spec = MaskingSpec.from_artifact(vocab)
     ours = predict(classifier, examples, spec, "fine")
     hf = BertForSequenceClassification.from_pretrained(str(exported)).eval()
     batch = pad_examples(examples, spec)
     with torch.no_grad():
-        logits = hf(input_ids=batch.fine_ids, attention_mask=batch.fine_mask.long(),
-                    token_type_ids=batch.fine_type).logits
+        logits = hf(
+            input_ids=batch.fine_ids, attention_mask=batch.fine_mask.long(), token_type_ids=batch.fine_type
+        ).logits
         reference = classifier(batch, heads=("fine",))["fine"]
     assert logits.argmax(-1).tolist() == ours
     assert torch.allclose(logits, reference, atol=1e-5)
@@ -107,8 +141,13 @@ def test_unknown_dev_labels_are_refused(pretrained, tmp_path):
     write_toy_set(tmp_path / "train.tsv", 20, 1)
     (tmp_path / "dev.tsv").write_text("neutral\t今天\n", encoding="utf-8")
     with pytest.raises(ValueError, match="neutral"):
-        finetune_classifier(str(tmp_path / "train.tsv"), str(tmp_path / "dev.tsv"), str(pretrained),
-                            str(tmp_path / "ft"), FinetuneConfig(epochs=1))
+        finetune_classifier(
+            str(tmp_path / "train.tsv"),
+            str(tmp_path / "dev.tsv"),
+            str(pretrained),
+            str(tmp_path / "ft"),
+            FinetuneConfig(epochs=1),
+        )
 
 
 def test_covering_coarse_token_of_each_fine_position():
@@ -123,8 +162,9 @@ def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
     from trainer.span_finetune import finetune_span
 
     squad = str(Path(__file__).resolve().parents[2] / "data" / "squad_sample.json")
-    tuning = FinetuneConfig(task="span", epochs=12, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, seed=1,
-                            warmup_ratio=0.0)
+    tuning = FinetuneConfig(
+        task="span", epochs=12, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, seed=1, warmup_ratio=0.0
+    )
     record = finetune_span(squad, squad, str(pretrained), str(tmp_path / "span"), tuning)
     first, best = record["history"][0], record["scores"]["dev"]
     print("span F1 per epoch:", [round(epoch["f1"], 1) for epoch in record["history"]])
@@ -145,9 +185,16 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     language = Language("zh", str(trainer_data["zh_shards"]), str(trainer_data["zh_vocab"]), str(tmp_path / "toy"))
     tiny = [o for o in TINY if not o.startswith("optim.max_steps")]
     lines: list[str] = []
-    results = run_ablation([language], str(tmp_path / "ablation"), steps=4, seeds=2, pretrain_overrides=tiny,
-                           tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-                           variants=("ambert", "bert-fine"), report=lines.append)
+    results = run_ablation(
+        [language],
+        str(tmp_path / "ablation"),
+        steps=4,
+        seeds=2,
+        pretrain_overrides=tiny,
+        tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+        variants=("ambert", "bert-fine"),
+        report=lines.append,
+    )
     summary = results["summary"]["zh"]
     assert set(summary) == {"ambert", "ambert-single", "bert-fine"}
     runs = results["scores"]["zh"]["ambert"]
@@ -162,16 +209,30 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     assert sum("pre-train" in line for line in lines) == 2
 
     lines.clear()
-    again = run_ablation([language], str(tmp_path / "ablation"), steps=4, seeds=2, pretrain_overrides=tiny,
-                         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-                         variants=("ambert", "bert-fine"), report=lines.append)
+    again = run_ablation(
+        [language],
+        str(tmp_path / "ablation"),
+        steps=4,
+        seeds=2,
+        pretrain_overrides=tiny,
+        tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+        variants=("ambert", "bert-fine"),
+        report=lines.append,
+    )
     assert not any("pre-train" in line for line in lines) and again["summary"] == results["summary"]
 
     from trainer.checkpoint import latest_checkpoint, read_state
 
     lines.clear()  # a pre-training run short of the budget (stopped part-way) is resumed, not taken as finished
-    run_ablation([language], str(tmp_path / "ablation"), steps=6, seeds=1, pretrain_overrides=tiny,
-                 tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-                 variants=("bert-fine",), report=lines.append)
+    run_ablation(
+        [language],
+        str(tmp_path / "ablation"),
+        steps=6,
+        seeds=1,
+        pretrain_overrides=tiny,
+        tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
+        variants=("bert-fine",),
+        report=lines.append,
+    )
     assert sum("pre-train" in line for line in lines) == 1
     assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert-fine")))["step"] == 6

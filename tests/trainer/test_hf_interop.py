@@ -18,8 +18,7 @@ from trainer.hf_interop import export_hf, hf_config, hf_state_dict, init_from_hf
 from trainer.model import AmbertModel
 from vocab.artifact import read_vocab_lines
 
-MINILM_GEOMETRY = {"hidden_size": 384, "num_layers": 6, "num_heads": 12, "intermediate_size": 1536,
-                   "max_position": 512}
+MINILM_GEOMETRY = {"hidden_size": 384, "num_layers": 6, "num_heads": 12, "intermediate_size": 1536, "max_position": 512}
 PHRASES = ["new york", "ice cream"]
 SENTENCES = [("The United States and New York.", None), ("Ice cream in the summer is cold.", "Yes, it is.")]
 
@@ -37,13 +36,15 @@ def converted(minilm, tmp_path_factory) -> dict:
     fine_vocab = read_vocab_lines(str(minilm / "vocab.txt"))
     coarse_vocab = fine_vocab + PHRASES
     torch.manual_seed(0)
-    model = AmbertModel(ModelConfig(variant="ambert", fine_vocab_size=len(fine_vocab),
-                                    coarse_vocab_size=len(coarse_vocab), **MINILM_GEOMETRY))
+    model = AmbertModel(
+        ModelConfig(
+            variant="ambert", fine_vocab_size=len(fine_vocab), coarse_vocab_size=len(coarse_vocab), **MINILM_GEOMETRY
+        )
+    )
     counts = init_from_hf(model, str(minilm), fine_vocab, coarse_vocab, str(minilm / "tokenizer.json"))
     out = tmp_path_factory.mktemp("minilm-export") / "hf"
     export_hf(model, str(out), str(minilm / "vocab.txt"), str(minilm / "tokenizer.json"))
-    return {"model": model.eval(), "counts": counts, "out": out, "fine_vocab": fine_vocab,
-            "coarse_vocab": coarse_vocab}
+    return {"model": model.eval(), "counts": counts, "out": out, "fine_vocab": fine_vocab, "coarse_vocab": coarse_vocab}
 
 
 def tokenize(tokenizer_json: Path, pairs) -> dict[str, torch.Tensor]:
@@ -51,9 +52,11 @@ def tokenize(tokenizer_json: Path, pairs) -> dict[str, torch.Tensor]:
     tokenizer.no_truncation()
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     encodings = tokenizer.encode_batch([a if b is None else (a, b) for a, b in pairs])
-    return {"input_ids": torch.tensor([e.ids for e in encodings]),
-            "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
-            "attention_mask": torch.tensor([e.attention_mask for e in encodings])}
+    return {
+        "input_ids": torch.tensor([e.ids for e in encodings]),
+        "token_type_ids": torch.tensor([e.type_ids for e in encodings]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
+    }
 
 
 def test_exported_minilm_loads_in_transformers_and_equals_our_fine_path_and_the_original(converted, minilm):
@@ -85,16 +88,22 @@ def test_word_vectors_are_copied_by_string_and_phrases_start_as_the_mean_of_thei
     table = load_file(str(minilm / "model.safetensors"))["embeddings.word_embeddings.weight"]
     index = {token: i for i, token in enumerate(converted["fine_vocab"])}
     fine, coarse = model.word_embeddings["fine"].weight, model.word_embeddings["coarse"].weight
-    assert torch.equal(fine, table) and torch.equal(coarse[:len(table)], table)
+    assert torch.equal(fine, table) and torch.equal(coarse[: len(table)], table)
     for row, phrase in enumerate(PHRASES, start=len(table)):
         pieces = [index[word] for word in phrase.split()]
         assert torch.allclose(coarse[row], table[pieces].mean(0), atol=1e-7), phrase
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"num_layers": 2}, "num_hidden_layers"), ({"hidden_size": 192, "num_heads": 12}, "hidden_size"),
-    ({"num_heads": 6}, "num_attention_heads"), ({"intermediate_size": 1024}, "intermediate_size"),
-    ({"max_position": 128}, "max_position_embeddings")])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"num_layers": 2}, "num_hidden_layers"),
+        ({"hidden_size": 192, "num_heads": 12}, "hidden_size"),
+        ({"num_heads": 6}, "num_attention_heads"),
+        ({"intermediate_size": 1024}, "intermediate_size"),
+        ({"max_position": 128}, "max_position_embeddings"),
+    ],
+)
 def test_a_checkpoint_of_another_geometry_is_refused_naming_the_field(minilm, change, field):
     vocab = read_vocab_lines(str(minilm / "vocab.txt"))[:10]
     model = AmbertModel(ModelConfig(fine_vocab_size=10, coarse_vocab_size=10, **{**MINILM_GEOMETRY, **change}))
@@ -113,8 +122,23 @@ def test_a_directory_without_config_vocab_or_weights_is_refused_naming_the_file(
         init_from_hf(model, str(tmp_path), vocab, vocab, str(minilm / "tokenizer.json"))
 
 
-TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "city", "new", "york", "ice", "cream", "is",
-              "cold", "big", "##s"]
+TINY_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "the",
+    "city",
+    "new",
+    "york",
+    "ice",
+    "cream",
+    "is",
+    "cold",
+    "big",
+    "##s",
+]
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +146,14 @@ def small_mlm(tmp_path_factory) -> dict:
     """A randomly perturbed transformers BertForPreTraining (bert.*, cls.predictions.*, the layout of Google's BERT
     checkpoints) saved as config.json + pytorch_model.bin + vocab.txt, and a WordPiece tokenizer.json over its vocab."""
     directory = tmp_path_factory.mktemp("small-bert")
-    config = BertConfig(vocab_size=len(TINY_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(1)
     hf = BertForPreTraining(config).eval()
     with torch.no_grad():
@@ -141,9 +171,18 @@ def small_mlm(tmp_path_factory) -> dict:
 
 def small_model(variant: str, fine_vocab: list[str], coarse_vocab: list[str]) -> AmbertModel:
     torch.manual_seed(0)
-    return AmbertModel(ModelConfig(variant=variant, fine_vocab_size=len(fine_vocab),
-                                   coarse_vocab_size=len(coarse_vocab), hidden_size=32, num_layers=2, num_heads=2,
-                                   intermediate_size=64, max_position=64))
+    return AmbertModel(
+        ModelConfig(
+            variant=variant,
+            fine_vocab_size=len(fine_vocab),
+            coarse_vocab_size=len(coarse_vocab),
+            hidden_size=32,
+            num_layers=2,
+            num_heads=2,
+            intermediate_size=64,
+            max_position=64,
+        )
+    )
 
 
 def test_combo_takes_a_pytorch_bin_mlm_checkpoint_into_both_encoders(small_mlm):
@@ -153,8 +192,14 @@ def test_combo_takes_a_pytorch_bin_mlm_checkpoint_into_both_encoders(small_mlm):
     model = small_model("combo", fine_vocab, coarse_vocab)
     directory = small_mlm["dir"]
     counts = init_from_hf(model, str(directory), fine_vocab, coarse_vocab, str(directory / "tokenizer.json"))
-    assert counts == {"fine_copied": len(TINY_VOCAB), "fine_missing": 1, "coarse_copied": len(TINY_VOCAB),
-                      "coarse_from_pieces": 2, "coarse_missing": 0, "mlm_transform": 1}
+    assert counts == {
+        "fine_copied": len(TINY_VOCAB),
+        "fine_missing": 1,
+        "coarse_copied": len(TINY_VOCAB),
+        "coarse_from_pieces": 2,
+        "coarse_missing": 0,
+        "mlm_transform": 1,
+    }
     hf = small_mlm["hf"]
     transform = hf.cls.predictions.transform
     for head in model.mlm_heads.values():
@@ -164,8 +209,11 @@ def test_combo_takes_a_pytorch_bin_mlm_checkpoint_into_both_encoders(small_mlm):
     assert torch.equal(model.mlm_heads["fine"].bias[:-1], bias.flip(0)) and model.mlm_heads["fine"].bias[-1] == 0
     new_york = [TINY_VOCAB.index("new"), TINY_VOCAB.index("york")]
     assert torch.allclose(model.mlm_heads["coarse"].bias[len(TINY_VOCAB)], bias[new_york].mean(), atol=1e-7)
-    assert torch.allclose(model.word_embeddings["coarse"].weight[len(TINY_VOCAB)],
-                          hf.bert.embeddings.word_embeddings.weight[new_york].mean(0), atol=1e-7)
+    assert torch.allclose(
+        model.word_embeddings["coarse"].weight[len(TINY_VOCAB)],
+        hf.bert.embeddings.word_embeddings.weight[new_york].mean(0),
+        atol=1e-7,
+    )
     hf_ids = torch.tensor([[2, 5, 7, 8, 11, 12, 3, 0], [2, 9, 10, 13, 3, 6, 14, 3]])  # BERT's own ids
     types = torch.tensor([[0] * 8, [0, 0, 0, 0, 0, 1, 1, 1]])
     mask = hf_ids != 0
@@ -215,7 +263,8 @@ def test_hybrid_exports_its_joint_encoder_run_on_the_fine_sequence_alone(small_m
     with torch.no_grad():
         hidden = model.encoder(model.word_embeddings["fine"](ids), types, mask)  # (B, L, H)
         theirs = BertModel.from_pretrained(str(tmp_path / "hybrid")).eval()(
-            input_ids=ids, token_type_ids=types, attention_mask=mask.long())
+            input_ids=ids, token_type_ids=types, attention_mask=mask.long()
+        )
     assert torch.allclose(theirs.last_hidden_state[mask], hidden[mask], atol=1e-5)
     assert torch.allclose(theirs.pooler_output, model.encoder.pool(hidden[:, 0]), atol=1e-5)
 

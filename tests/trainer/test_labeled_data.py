@@ -38,15 +38,19 @@ def test_bundled_samples_read_with_their_sizes_and_labels():
 
 def test_bundled_splits_are_disjoint():
     for name in ("zh_sentiment", "en_reuters_grain"):
-        texts = [{row.text for row in read_labeled(str(LABELED / f"{name}_{split}.tsv.gz"))}
-                 for split in ("train", "dev", "test")]
+        texts = [
+            {row.text for row in read_labeled(str(LABELED / f"{name}_{split}.tsv.gz"))}
+            for split in ("train", "dev", "test")
+        ]
         assert not (texts[0] & texts[1] or texts[0] & texts[2] or texts[1] & texts[2])
 
 
 def test_headerless_tsv_with_pairs_and_crlf(tmp_path):
     path = write(tmp_path / "pairs.tsv", "yes\tA man sleeps.\tSomeone rests.\r\nno\t天很蓝\t下雨了\r\n")
-    assert read_labeled(path) == [LabeledExample("A man sleeps.", "yes", "Someone rests.", 1),
-                                  LabeledExample("天很蓝", "no", "下雨了", 2)]
+    assert read_labeled(path) == [
+        LabeledExample("A man sleeps.", "yes", "Someone rests.", 1),
+        LabeledExample("天很蓝", "no", "下雨了", 2),
+    ]
 
 
 def test_tsv_header_in_any_order(tmp_path):
@@ -61,24 +65,30 @@ def test_jsonl_and_gzip_jsonl(tmp_path):
     content = "".join(json.dumps(line) + "\n" for line in lines)
     for name in ("rows.jsonl", "rows.jsonl.gz"):
         rows = read_labeled(write(tmp_path / name, content))
-        assert rows == [LabeledExample("good", "1", None, 1), LabeledExample("x", "pair", "y", 2),
-                        LabeledExample("bad", "0", None, 3)]
+        assert rows == [
+            LabeledExample("good", "1", None, 1),
+            LabeledExample("x", "pair", "y", 2),
+            LabeledExample("bad", "0", None, 3),
+        ]
         assert label_vocabulary(rows) == ["0", "1", "pair"]
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("header.tsv", "label\ttext_b\nx\ty\n", r"header.tsv, line 1: .*missing \['text'\]"),
-    ("empty.tsv", "pos\tgood\nneg\t   \n", r"empty.tsv, line 2: empty text"),
-    ("fields.tsv", "pos\tgood\nneg\n", r"fields.tsv, line 2: 1 tab-separated fields"),
-    ("blank.tsv", "pos\tgood\n\npos\tfine\n", r"blank.tsv, line 2: 1 tab-separated fields"),
-    ("utf8.tsv.gz", b"pos\tgood\nneg\tbad\npos\t\xff\xfe\n", r"utf8.tsv.gz, line 3: invalid UTF-8"),
-    ("json.jsonl", '{"label": "a", "text": "x"}\n{"label": "a", "text": \n', r"json.jsonl, line 2: invalid JSON"),
-    ("field.jsonl", '{"text": "x"}\n', r"field.jsonl, line 1: missing field 'label'"),
-    ("emptyj.jsonl", '{"label": "a", "text": ""}\n', r"emptyj.jsonl, line 1: empty text"),
-    ("array.jsonl", '["a", "x"]\n', r"array.jsonl, line 1: expected a JSON object"),
-    ("nothing.tsv", "", r"nothing.tsv holds no examples"),
-    ("rows.csv", "label,text\n", r"rows.csv: unsupported file type"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("header.tsv", "label\ttext_b\nx\ty\n", r"header.tsv, line 1: .*missing \['text'\]"),
+        ("empty.tsv", "pos\tgood\nneg\t   \n", r"empty.tsv, line 2: empty text"),
+        ("fields.tsv", "pos\tgood\nneg\n", r"fields.tsv, line 2: 1 tab-separated fields"),
+        ("blank.tsv", "pos\tgood\n\npos\tfine\n", r"blank.tsv, line 2: 1 tab-separated fields"),
+        ("utf8.tsv.gz", b"pos\tgood\nneg\tbad\npos\t\xff\xfe\n", r"utf8.tsv.gz, line 3: invalid UTF-8"),
+        ("json.jsonl", '{"label": "a", "text": "x"}\n{"label": "a", "text": \n', r"json.jsonl, line 2: invalid JSON"),
+        ("field.jsonl", '{"text": "x"}\n', r"field.jsonl, line 1: missing field 'label'"),
+        ("emptyj.jsonl", '{"label": "a", "text": ""}\n', r"emptyj.jsonl, line 1: empty text"),
+        ("array.jsonl", '["a", "x"]\n', r"array.jsonl, line 1: expected a JSON object"),
+        ("nothing.tsv", "", r"nothing.tsv holds no examples"),
+        ("rows.csv", "label,text\n", r"rows.csv: unsupported file type"),
+    ],
+)
 def test_errors_name_file_and_line(tmp_path, name, content, message):
     with pytest.raises(LabeledDataError, match=message):
         read_labeled(write(tmp_path / name, content))
@@ -156,14 +166,32 @@ def test_pairs_keep_both_segments_when_they_fit(tokenizers):
     assert example.align.tolist() == [list(span) for span in full.align]
 
 
-WORDS = ["new", "york", "city", "ice", "cream", "at", "least", "unbelievably", "北京", "天安门", "我们", "的", ",",
-         "2019", "x"]
+WORDS = [
+    "new",
+    "york",
+    "city",
+    "ice",
+    "cream",
+    "at",
+    "least",
+    "unbelievably",
+    "北京",
+    "天安门",
+    "我们",
+    "的",
+    ",",
+    "2019",
+    "x",
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(a=st.lists(st.sampled_from(WORDS), min_size=1, max_size=30), b=st.one_of(
-    st.none(), st.lists(st.sampled_from(WORDS), min_size=1, max_size=30)), max_seq_len=st.integers(4, 40),
-    lang=st.sampled_from(["en", "zh"]))
+@given(
+    a=st.lists(st.sampled_from(WORDS), min_size=1, max_size=30),
+    b=st.one_of(st.none(), st.lists(st.sampled_from(WORDS), min_size=1, max_size=30)),
+    max_seq_len=st.integers(4, 40),
+    lang=st.sampled_from(["en", "zh"]),
+)
 def test_encoded_examples_always_fit_and_stay_aligned(tokenizers, a, b, max_seq_len, lang):
     tokenizer = tokenizers[lang]
     row = LabeledExample(" ".join(a), "l", None if b is None else " ".join(b))

@@ -16,9 +16,12 @@ from vocab.aligned_codec import ShardExample, alignment_faults
 from vocab.artifact import read_vocab_lines
 
 # Fine and coarse specials at different ids, so that nothing can lean on shared ids.
-SPEC = MaskingSpec(fine=SpecialIds(pad=0, cls=2, sep=3, mask=4, unk=1),
-                   coarse=SpecialIds(pad=7, cls=5, sep=6, mask=8, unk=9),
-                   fine_vocab_size=60, coarse_vocab_size=90)
+SPEC = MaskingSpec(
+    fine=SpecialIds(pad=0, cls=2, sep=3, mask=4, unk=1),
+    coarse=SpecialIds(pad=7, cls=5, sep=6, mask=8, unk=9),
+    fine_vocab_size=60,
+    coarse_vocab_size=90,
+)
 FINE_WORDS = np.arange(10, 60)  # ids that are no special token on either side
 COARSE_WORDS = np.arange(10, 90)
 
@@ -45,11 +48,17 @@ def aligned_examples(draw, min_tokens: int = 0, max_tokens: int = 40) -> ShardEx
         fine_type += [segment] * width
         coarse_type.append(segment)
     example = ShardExample(
-        key=draw(st.text("0123456789abcdef", min_size=4, max_size=16)), doc_id="doc",
-        fine_ids=np.array(fine_ids, dtype=np.int32), coarse_ids=np.array(coarse_ids, dtype=np.int32),
-        align=np.array(align, dtype=np.int32).reshape(-1, 2), fine_type=np.array(fine_type, dtype=np.uint8),
-        coarse_type=np.array(coarse_type, dtype=np.uint8), fine_offsets=np.zeros((len(fine_ids), 2), np.int32),
-        coarse_offsets=np.zeros((len(coarse_ids), 2), np.int32), nsp_label=draw(st.sampled_from([-1, 0, 1])))
+        key=draw(st.text("0123456789abcdef", min_size=4, max_size=16)),
+        doc_id="doc",
+        fine_ids=np.array(fine_ids, dtype=np.int32),
+        coarse_ids=np.array(coarse_ids, dtype=np.int32),
+        align=np.array(align, dtype=np.int32).reshape(-1, 2),
+        fine_type=np.array(fine_type, dtype=np.uint8),
+        coarse_type=np.array(coarse_type, dtype=np.uint8),
+        fine_offsets=np.zeros((len(fine_ids), 2), np.int32),
+        coarse_offsets=np.zeros((len(coarse_ids), 2), np.int32),
+        nsp_label=draw(st.sampled_from([-1, 0, 1])),
+    )
     assert alignment_faults(example) == []
     return example
 
@@ -68,8 +77,10 @@ def test_chosen_coarse_tokens_and_their_fine_spans_are_masked(example, seed, epo
     assert not special_coarse(example)[chosen].any()
     spans = {i for start, end in example.align[chosen] for i in range(start, end)}
     assert set(np.flatnonzero(fine_labels != IGNORE).tolist()) == spans
-    for ids, labels, masked, specials, size in ((example.fine_ids, fine_labels, fine_in, SPEC.fine, 60),
-                                                (example.coarse_ids, coarse_labels, coarse_in, SPEC.coarse, 90)):
+    for ids, labels, masked, specials, size in (
+        (example.fine_ids, fine_labels, fine_in, SPEC.fine, 60),
+        (example.coarse_ids, coarse_labels, coarse_in, SPEC.coarse, 90),
+    ):
         at = labels != IGNORE
         assert np.array_equal(labels[at], ids[at])  # labels: the original ids
         assert np.array_equal(masked[~at], ids[~at])  # nothing changes elsewhere
@@ -86,12 +97,22 @@ def test_eighty_ten_ten_on_each_side():
         ends = np.cumsum(np.concatenate([[1], widths, [1]]))
         fine = np.concatenate([[SPEC.fine.cls], rng.integers(10, 5000, size=ends[-2] - 1), [SPEC.fine.sep]])
         coarse = np.concatenate([[SPEC.coarse.cls], rng.integers(10, 9000, size=60), [SPEC.coarse.sep]])
-        example = ShardExample(f"k{number}", "doc", fine, coarse, np.stack([ends - np.diff(ends, prepend=0), ends], 1),
-                               np.zeros(len(fine), np.uint8), np.zeros(len(coarse), np.uint8),
-                               np.zeros((len(fine), 2)), np.zeros((len(coarse), 2)))
+        example = ShardExample(
+            f"k{number}",
+            "doc",
+            fine,
+            coarse,
+            np.stack([ends - np.diff(ends, prepend=0), ends], 1),
+            np.zeros(len(fine), np.uint8),
+            np.zeros(len(coarse), np.uint8),
+            np.zeros((len(fine), 2)),
+            np.zeros((len(coarse), 2)),
+        )
         fine_in, fine_labels, coarse_in, coarse_labels = mask_example(example, spec, example_rng(1, 0, example.key))
-        for side, masked, labels, mask_id in (("fine", fine_in, fine_labels, spec.fine.mask),
-                                              ("coarse", coarse_in, coarse_labels, spec.coarse.mask)):
+        for side, masked, labels, mask_id in (
+            ("fine", fine_in, fine_labels, spec.fine.mask),
+            ("coarse", coarse_in, coarse_labels, spec.coarse.mask),
+        ):
             at = labels != IGNORE
             replaced = (masked[at] != mask_id) & (masked[at] != labels[at])
             tallies[side] += [(masked[at] == mask_id).sum(), replaced.sum(), (masked[at] == labels[at]).sum()]
@@ -148,8 +169,13 @@ def test_spec_from_a_real_artifact(trainer_data, lang):
     spec = MaskingSpec.from_artifact(str(artifact), mask_prob=0.2)
     for side, specials in (("fine", spec.fine), ("coarse", spec.coarse)):
         tokens = read_vocab_lines(str(artifact / side / "vocab.txt"))
-        assert [tokens[specials.pad], tokens[specials.cls], tokens[specials.sep], tokens[specials.mask],
-                tokens[specials.unk]] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]
+        assert [
+            tokens[specials.pad],
+            tokens[specials.cls],
+            tokens[specials.sep],
+            tokens[specials.mask],
+            tokens[specials.unk],
+        ] == ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]
         assert getattr(spec, f"{side}_vocab_size") == len(tokens)
     assert spec.coarse_vocab_size > spec.fine_vocab_size and spec.mask_prob == 0.2
     with pytest.raises(ValueError, match="mask_prob"):

@@ -18,8 +18,15 @@ from trainer.model import AmbertModel, parameter_groups
 CLS, MASK = 2, 4
 
 
-TINY = {"fine_vocab_size": 50, "coarse_vocab_size": 70, "hidden_size": 32, "num_layers": 2, "num_heads": 2,
-        "intermediate_size": 64, "max_position": 64}
+TINY = {
+    "fine_vocab_size": 50,
+    "coarse_vocab_size": 70,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "intermediate_size": 64,
+    "max_position": 64,
+}
 
 
 def tiny_config(variant: str = "ambert", **changes) -> ModelConfig:
@@ -31,8 +38,14 @@ def tiny_model(variant: str = "ambert", seed: int = 0, **changes) -> AmbertModel
     return AmbertModel(tiny_config(variant, **changes))
 
 
-def random_batch(cfg: ModelConfig, batch_size: int = 3, fine_len: int = 12, coarse_len: int = 9, seed: int = 0,
-                 mask_share: float = 0.3) -> MaskedBatch:
+def random_batch(
+    cfg: ModelConfig,
+    batch_size: int = 3,
+    fine_len: int = 12,
+    coarse_len: int = 9,
+    seed: int = 0,
+    mask_share: float = 0.3,
+) -> MaskedBatch:
     """Rows of random length (the first one full) with [CLS] first, some [MASK]ed positions (always position 1)
     and NSP labels with one unlabelled example. The model does not read `align`: it is left at zeros."""
     g = torch.Generator().manual_seed(seed)
@@ -53,13 +66,25 @@ def random_batch(cfg: ModelConfig, batch_size: int = 3, fine_len: int = 12, coar
     fine, coarse = side(fine_len, cfg.fine_vocab_size), side(coarse_len, cfg.coarse_vocab_size)
     nsp_labels = torch.randint(0, 2, (batch_size,), generator=g)
     nsp_labels[-1] = IGNORE
-    return MaskedBatch(*fine, *coarse, align=torch.zeros(batch_size, coarse_len, 2, dtype=torch.long),
-                       nsp_labels=nsp_labels, keys=[f"k{i}" for i in range(batch_size)])
+    return MaskedBatch(
+        *fine,
+        *coarse,
+        align=torch.zeros(batch_size, coarse_len, 2, dtype=torch.long),
+        nsp_labels=nsp_labels,
+        keys=[f"k{i}" for i in range(batch_size)],
+    )
 
 
 def encode(model: AmbertModel, batch: MaskedBatch, sides=("fine", "coarse")):
-    return model.encode(batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type,
-                        batch.coarse_mask, sides=sides)
+    return model.encode(
+        batch.fine_ids,
+        batch.fine_type,
+        batch.fine_mask,
+        batch.coarse_ids,
+        batch.coarse_type,
+        batch.coarse_mask,
+        sides=sides,
+    )
 
 
 def sides_of(variant: str) -> tuple[str, ...]:
@@ -144,8 +169,11 @@ def test_a_side_without_masked_positions_adds_zero_and_no_nan():
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
-    nothing = dataclasses.replace(no_fine, coarse_labels=torch.full_like(batch.coarse_labels, IGNORE),
-                                  nsp_labels=torch.full_like(batch.nsp_labels, IGNORE))
+    nothing = dataclasses.replace(
+        no_fine,
+        coarse_labels=torch.full_like(batch.coarse_labels, IGNORE),
+        nsp_labels=torch.full_like(batch.nsp_labels, IGNORE),
+    )
     assert model(nothing).loss.item() == 0.0
 
 
@@ -174,8 +202,9 @@ def test_hybrid_hidden_states_read_the_other_granularity_and_ambert_ones_do_not(
 
 def test_ambert_shares_one_encoder_and_combo_has_two():
     batch = random_batch(tiny_config(coarse_vocab_size=50), seed=6)
-    same_tokens = dataclasses.replace(batch, coarse_ids=batch.fine_ids, coarse_type=batch.fine_type,
-                                      coarse_mask=batch.fine_mask)
+    same_tokens = dataclasses.replace(
+        batch, coarse_ids=batch.fine_ids, coarse_type=batch.fine_type, coarse_mask=batch.fine_mask
+    )
     with torch.no_grad():
         for variant, shared in (("ambert", True), ("combo", False)):
             model = tiny_model(variant, coarse_vocab_size=50).eval()
@@ -188,8 +217,12 @@ MODELS = {variant: tiny_model(variant, seed=7).eval() for variant in VARIANTS}
 
 
 @settings(max_examples=25, deadline=None)
-@given(variant=st.sampled_from(VARIANTS), fine_pad=st.integers(0, 6), coarse_pad=st.integers(0, 6),
-       seed=st.integers(0, 1000))
+@given(
+    variant=st.sampled_from(VARIANTS),
+    fine_pad=st.integers(0, 6),
+    coarse_pad=st.integers(0, 6),
+    seed=st.integers(0, 1000),
+)
 def test_hidden_states_of_real_tokens_ignore_extra_padding(variant, fine_pad, coarse_pad, seed):
     """Also checks hybrid's coarse positions restart at 0: padding the fine part must not move them."""
     model = MODELS[variant]
@@ -199,15 +232,20 @@ def test_hidden_states_of_real_tokens_ignore_extra_padding(variant, fine_pad, co
         return F.pad(t, (0, extra), value=value)
 
     longer = dataclasses.replace(
-        batch, fine_ids=padded(batch.fine_ids, fine_pad, 0), fine_type=padded(batch.fine_type, fine_pad, 0),
-        fine_mask=padded(batch.fine_mask, fine_pad, False), coarse_ids=padded(batch.coarse_ids, coarse_pad, 0),
-        coarse_type=padded(batch.coarse_type, coarse_pad, 0), coarse_mask=padded(batch.coarse_mask, coarse_pad, False))
+        batch,
+        fine_ids=padded(batch.fine_ids, fine_pad, 0),
+        fine_type=padded(batch.fine_type, fine_pad, 0),
+        fine_mask=padded(batch.fine_mask, fine_pad, False),
+        coarse_ids=padded(batch.coarse_ids, coarse_pad, 0),
+        coarse_type=padded(batch.coarse_type, coarse_pad, 0),
+        coarse_mask=padded(batch.coarse_mask, coarse_pad, False),
+    )
     with torch.no_grad():
         short, long = encode(model, batch), encode(model, longer)
     for side in sides_of(variant):
         real = getattr(batch, f"{side}_mask")
         a, b = getattr(short, f"{side}_hidden"), getattr(long, f"{side}_hidden")
-        assert torch.allclose(a[real], b[:, :a.shape[1]][real], atol=1e-5)
+        assert torch.allclose(a[real], b[:, : a.shape[1]][real], atol=1e-5)
         assert torch.allclose(getattr(short, f"{side}_pooled"), getattr(long, f"{side}_pooled"), atol=1e-5)
 
 
@@ -227,8 +265,9 @@ def test_parameter_groups_exempt_exactly_biases_and_layernorm_weights(variant):
     decay, no_decay = parameter_groups(model, weight_decay=0.01)
     assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.01, 0.0)
     names = {id(p): name for name, p in model.named_parameters()}
-    norm_weights = {f"{name}.weight" for name, module in model.named_modules()
-                    if isinstance(module, torch.nn.LayerNorm)}
+    norm_weights = {
+        f"{name}.weight" for name, module in model.named_modules() if isinstance(module, torch.nn.LayerNorm)
+    }
     exempt = {name for name in names.values() if name.endswith(".bias") or name in norm_weights}
     assert {names[id(p)] for p in no_decay["params"]} == exempt
     assert sorted(names[id(p)] for p in decay["params"] + no_decay["params"]) == sorted(names.values())
@@ -241,16 +280,18 @@ def test_init_is_bert_like_and_deterministic_given_the_seed():
     again, other = tiny_model("combo", seed=11, nsp=True), tiny_model("combo", seed=12, nsp=True)
     state, same, different = model.state_dict(), again.state_dict(), other.state_dict()
     assert all(torch.equal(state[name], same[name]) for name in state)
-    assert not torch.equal(state["encoders.fine.layers.0.intermediate.weight"],
-                           different["encoders.fine.layers.0.intermediate.weight"])
+    assert not torch.equal(
+        state["encoders.fine.layers.0.intermediate.weight"], different["encoders.fine.layers.0.intermediate.weight"]
+    )
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.LayerNorm):
             assert torch.equal(module.weight, torch.ones_like(module.weight)), name
     for name, parameter in model.named_parameters():
         if name.endswith("bias"):
             assert not parameter.any(), name
-    weights = torch.cat([m.weight.flatten() for m in model.modules()
-                         if isinstance(m, torch.nn.Linear | torch.nn.Embedding)])
+    weights = torch.cat(
+        [m.weight.flatten() for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Embedding)]
+    )
     assert abs(weights.std().item() - 0.02) < 0.001 and abs(weights.mean().item()) < 0.001
 
 
@@ -259,8 +300,12 @@ def test_encode_compiles_without_graph_breaks_and_training_runs_under_bf16_autoc
     batch = random_batch(model.cfg, seed=8)
     compiled = torch.compile(model.encode, fullgraph=True, backend="aot_eager")  # fails on a graph break
     with torch.no_grad():
-        eager, traced = encode(model, batch), compiled(batch.fine_ids, batch.fine_type, batch.fine_mask,
-                                                       batch.coarse_ids, batch.coarse_type, batch.coarse_mask)
+        eager, traced = (
+            encode(model, batch),
+            compiled(
+                batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+            ),
+        )
     assert torch.allclose(eager.fine_hidden, traced.fine_hidden, atol=1e-5)
     assert torch.allclose(eager.coarse_pooled, traced.coarse_pooled, atol=1e-5)
 

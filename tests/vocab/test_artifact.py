@@ -25,8 +25,13 @@ def test_same_content_same_id_and_bytes(en_artifact, tmp_path):
 
 def test_layout_and_hugging_face_loading(en_artifact):
     document = read_artifact(str(en_artifact))
-    assert set(document["files"]) == {"fine/vocab.txt", "fine/tokenizer.json", "coarse/vocab.txt", "phrases.tsv",
-                                      "stats.json"}
+    assert set(document["files"]) == {
+        "fine/vocab.txt",
+        "fine/tokenizer.json",
+        "coarse/vocab.txt",
+        "phrases.tsv",
+        "stats.json",
+    }
     assert document["sizes"] == {"fine": 30522, "coarse": 30529, "coarse_units": 7}
     coarse = (en_artifact / "coarse" / "vocab.txt").read_text().split("\n")
     assert coarse[:30522] == (en_artifact / "fine" / "vocab.txt").read_text().split("\n")[:30522]
@@ -144,17 +149,45 @@ def test_write_refuses_what_it_must_not_replace_or_record(en_artifact, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "replaced"]  # no temporary siblings
     base = dict(fine_vocab_lines=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"], created_from={}, stats={})
     with pytest.raises(ArtifactError, match="a zh artifact's dictionary is words.tsv"):
-        write_artifact(str(tmp_path / "x"), lang="zh", coarse_units=[], dictionary_file_name="phrases.tsv",
-                       dictionary_bytes=b"", segmenter_spec={"name": "jieba"}, **base)
+        write_artifact(
+            str(tmp_path / "x"),
+            lang="zh",
+            coarse_units=[],
+            dictionary_file_name="phrases.tsv",
+            dictionary_bytes=b"",
+            segmenter_spec={"name": "jieba"},
+            **base,
+        )
     with pytest.raises(ArtifactError, match="a zh artifact records its segmenter"):
-        write_artifact(str(tmp_path / "x"), lang="zh", coarse_units=[], dictionary_file_name="words.tsv",
-                       dictionary_bytes=b"", segmenter_spec=None, **base)
+        write_artifact(
+            str(tmp_path / "x"),
+            lang="zh",
+            coarse_units=[],
+            dictionary_file_name="words.tsv",
+            dictionary_bytes=b"",
+            segmenter_spec=None,
+            **base,
+        )
     with pytest.raises(ArtifactError, match="coarse units: entry 1 .* holds a newline"):
-        write_artifact(str(tmp_path / "x"), lang="en", coarse_units=["a b", "new\nyork"],
-                       dictionary_file_name="phrases.tsv", dictionary_bytes=b"", segmenter_spec=None, **base)
+        write_artifact(
+            str(tmp_path / "x"),
+            lang="en",
+            coarse_units=["a b", "new\nyork"],
+            dictionary_file_name="phrases.tsv",
+            dictionary_bytes=b"",
+            segmenter_spec=None,
+            **base,
+        )
     with pytest.raises(ArtifactError, match="lacks BERT's special tokens"):
-        write_artifact(str(tmp_path / "x"), lang="en", coarse_units=[], dictionary_file_name="phrases.tsv",
-                       dictionary_bytes=b"", segmenter_spec=None, **{**base, "fine_vocab_lines": ["a", "b"]})
+        write_artifact(
+            str(tmp_path / "x"),
+            lang="en",
+            coarse_units=[],
+            dictionary_file_name="phrases.tsv",
+            dictionary_bytes=b"",
+            segmenter_spec=None,
+            **{**base, "fine_vocab_lines": ["a", "b"]},
+        )
     assert not (tmp_path / "x").exists()
 
 

@@ -20,8 +20,15 @@ def jieba_segmenter():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.one_of(st.sampled_from(list("我们在北京天安门中国人民经济发展 ,。！\t\nabc12Ａ😀")),
-                                  st.characters(codec="utf-8", exclude_categories=("Cs",))), max_size=50))
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from(list("我们在北京天安门中国人民经济发展 ,。！\t\nabc12Ａ😀")),
+            st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        ),
+        max_size=50,
+    )
+)
 def test_jieba_pieces_join_back_to_the_input(jieba_segmenter, text):
     assert "".join(jieba_segmenter.cut(text)) == text
 
@@ -29,7 +36,10 @@ def test_jieba_pieces_join_back_to_the_input(jieba_segmenter, text):
 def test_jieba_spec_and_private_user_dictionary(jieba_segmenter, tmp_path):
     assert isinstance(jieba_segmenter, Segmenter)
     assert segmenter_spec(jieba_segmenter) == {
-        "name": "jieba", "version": "0.42.1", "options": {"hmm": True, "user_dict_sha256": None}}
+        "name": "jieba",
+        "version": "0.42.1",
+        "options": {"hmm": True, "user_dict_sha256": None},
+    }
     assert jieba_segmenter.cut("我爱北京天安门") == ["我", "爱", "北京", "天安门"]
     user_dict = tmp_path / "user.txt"
     user_dict.write_text("爱北京 100000 v\n", encoding="utf-8")

@@ -45,9 +45,11 @@ def references(en_artifact, zh_artifact):
     """Hugging Face tokenizers on the same vocabularies, each built independently of the artifact's
     tokenizer.json (BertWordPieceTokenizer, BertTokenizerFast) but the last (the file itself)."""
     return {
-        lang: (BertWordPieceTokenizer(str(artifact / "fine" / "vocab.txt"), lowercase=True),
-               bert_tokenizer_fast(artifact / "fine" / "vocab.txt"),
-               PreTrainedTokenizerFast(tokenizer_file=str(artifact / "fine" / "tokenizer.json")))
+        lang: (
+            BertWordPieceTokenizer(str(artifact / "fine" / "vocab.txt"), lowercase=True),
+            bert_tokenizer_fast(artifact / "fine" / "vocab.txt"),
+            PreTrainedTokenizerFast(tokenizer_file=str(artifact / "fine" / "tokenizer.json")),
+        )
         for lang, artifact in (("en", en_artifact), ("zh", zh_artifact))
     }
 
@@ -79,10 +81,11 @@ def check_example(example, text, text_b=None):
         pieces = example.fine_offsets[start:end]
         assert example.coarse_offsets[j] == (pieces[0][0], pieces[-1][1])
         surface = "".join(source[a:b] for a, b in pieces)
-        between = "".join(source[left_end:right_start]
-                          for (_, left_end), (right_start, _) in zip(pieces, pieces[1:], strict=False))
+        between = "".join(
+            source[left_end:right_start] for (_, left_end), (right_start, _) in zip(pieces, pieces[1:], strict=False)
+        )
         assert clean_text(between).strip() == ""  # only what BERT drops lies between a unit's pieces
-        assert len(surface) + len(between) == len(source[pieces[0][0]:pieces[-1][1]])
+        assert len(surface) + len(between) == len(source[pieces[0][0] : pieces[-1][1]])
         if end - start == 1:
             assert example.coarse_ids[j] == fine[start] and example.coarse_tokens[j] == example.fine_tokens[start]
         assert len({example.fine_type[k] for k in range(start, end)} | {example.coarse_type[j]}) == 1
@@ -93,10 +96,18 @@ def reference_units(tokenizer, text: str) -> list[str]:
     matched left to right in punctuation-free runs of BERT words; Chinese words of 2+ characters
     in the coarse vocabulary, from the segmenter on CJK runs."""
     if tokenizer.lang == "en":
-        return [" ".join(run[a:b]) for run in phrase_segments(basic_words(text))
-                for a, b in tokenizer.matcher.segment_left_to_right(run) if b - a > 1]
-    return [word for a, b in cjk_runs(text) for word in tokenizer.segmenter.cut(text[a:b])
-            if len(word) > 1 and word in tokenizer.coarse_index]
+        return [
+            " ".join(run[a:b])
+            for run in phrase_segments(basic_words(text))
+            for a, b in tokenizer.matcher.segment_left_to_right(run)
+            if b - a > 1
+        ]
+    return [
+        word
+        for a, b in cjk_runs(text)
+        for word in tokenizer.segmenter.cut(text[a:b])
+        if len(word) > 1 and word in tokenizer.coarse_index
+    ]
 
 
 def grouped_units(example) -> list[str]:
@@ -109,8 +120,25 @@ def test_english_phrases(en):
     assert "new york city" in example.coarse_tokens and "ice cream" in example.coarse_tokens
     assert "ice" in example.coarse_tokens  # "ice-cream" crosses punctuation: no phrase
     assert coarse_segments(example, text) == [
-        "I", "live", "in", "New_York_City", ",", "and", "ate", "ice", "-", "cream", "and", "Ice_Cream", ",",
-        "unaffable", "東", "京", "😀", "!"]
+        "I",
+        "live",
+        "in",
+        "New_York_City",
+        ",",
+        "and",
+        "ate",
+        "ice",
+        "-",
+        "cream",
+        "and",
+        "Ice_Cream",
+        ",",
+        "unaffable",
+        "東",
+        "京",
+        "😀",
+        "!",
+    ]
     check_example(example, text)
 
 
@@ -133,8 +161,27 @@ def test_pairs_have_segment_types(en):
 mixed = st.text(
     alphabet=st.one_of(
         st.sampled_from(list("New York ice cream at least as well 北京天安门我们中国人民的 ,.!?'-\t\n Ａ１😀é")),
-        st.sampled_from(["\u0301", "\x07", "\u200b", "\u2028", "\x00", "\ufffd", "\u3000", "\uf900", "\U00020000",
-                         "\U0002b820", "ﬁ", "Ⅻ", "한", "ي", "🏽", "\u00ad", "\r"]),
+        st.sampled_from(
+            [
+                "\u0301",
+                "\x07",
+                "\u200b",
+                "\u2028",
+                "\x00",
+                "\ufffd",
+                "\u3000",
+                "\uf900",
+                "\U00020000",
+                "\U0002b820",
+                "ﬁ",
+                "Ⅻ",
+                "한",
+                "ي",
+                "🏽",
+                "\u00ad",
+                "\r",
+            ]
+        ),
         st.characters(codec="utf-8").filter(lambda ch: unicodedata.category(ch) not in ("Cn", "Cs")),
     ),
     max_size=60,
@@ -175,7 +222,8 @@ def real_lines(name: str, count: int) -> list[str]:
 
 
 SAMPLES = [("en", f"en/{p.name}") for p in sorted((REPO / "data" / "en").glob("*.txt.gz"))] + [
-    ("zh", "zh/pku199801_sample.txt.gz")]
+    ("zh", "zh/pku199801_sample.txt.gz")
+]
 
 
 @pytest.mark.parametrize("lang,sample", SAMPLES)
@@ -237,10 +285,17 @@ def test_a_pkuseg_artifact(tmp_path):
     from vocab.word_dictionary import format_word_tsv
 
     pkuseg = make_segmenter("pkuseg")
-    write_artifact(str(tmp_path / "zh"), lang="zh", fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
-                   coarse_units=WORDS, dictionary_file_name="words.tsv",
-                   dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
-                   segmenter_spec=segmenter_spec(pkuseg), created_from={}, stats={})
+    write_artifact(
+        str(tmp_path / "zh"),
+        lang="zh",
+        fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
+        coarse_units=WORDS,
+        dictionary_file_name="words.tsv",
+        dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
+        segmenter_spec=segmenter_spec(pkuseg),
+        created_from={},
+        stats={},
+    )
     with pytest.raises(SegmenterError, match="built with pkuseg; refusing to tokenize with jieba"):
         MultiGrainedTokenizer.from_artifact(str(tmp_path / "zh"), segmenter="jieba")
     tokenizer = MultiGrainedTokenizer.from_artifact(str(tmp_path / "zh"), segmenter=pkuseg)

@@ -22,9 +22,16 @@ def google_basic_tokenize(text: str) -> list[str]:
         return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
 
     def is_cjk(cp):
-        return (0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-                or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
-                or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
+        return (
+            0x4E00 <= cp <= 0x9FFF
+            or 0x3400 <= cp <= 0x4DBF
+            or 0x20000 <= cp <= 0x2A6DF
+            or 0x2A700 <= cp <= 0x2B73F
+            or 0x2B740 <= cp <= 0x2B81F
+            or 0x2B820 <= cp <= 0x2CEAF
+            or 0xF900 <= cp <= 0xFAFF
+            or 0x2F800 <= cp <= 0x2FA1F
+        )
 
     def is_punct(ch):
         cp = ord(ch)
@@ -59,7 +66,18 @@ def google_basic_tokenize(text: str) -> list[str]:
 
 def test_known_cases():
     assert basic_words("Héllo, WORLD!  New\tYork\x00 東京 café...") == [
-        "hello", ",", "world", "!", "new", "york", "東", "京", "cafe", ".", ".", ".",
+        "hello",
+        ",",
+        "world",
+        "!",
+        "new",
+        "york",
+        "東",
+        "京",
+        "cafe",
+        ".",
+        ".",
+        ".",
     ]
     assert basic_words("don't") == ["don", "'", "t"]
     assert basic_words(" \t\x07 ") == []

@@ -24,8 +24,10 @@ def brute_force(phrases: set[str], words: list[str]) -> list[tuple[int, int]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sets(st.lists(st.sampled_from(WORDS), min_size=2, max_size=4).map(" ".join), max_size=12),
-       st.lists(st.sampled_from(WORDS), max_size=25))
+@given(
+    st.sets(st.lists(st.sampled_from(WORDS), min_size=2, max_size=4).map(" ".join), max_size=12),
+    st.lists(st.sampled_from(WORDS), max_size=25),
+)
 def test_greedy_longest_match(phrases, words):
     matcher = PhraseMatcher(phrases)
     expected = brute_force(phrases, words)

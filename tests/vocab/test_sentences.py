@@ -14,8 +14,7 @@ def sentences(text):
 
 def test_english_rules():
     text = 'Mr. Smith went home. He said "Hi." Then J. K. Rowling wrote 3 books! Ok? yes'
-    assert sentences(text) == ["Mr. Smith went home.", 'He said "Hi."', "Then J. K. Rowling wrote 3 books!",
-                               "Ok? yes"]
+    assert sentences(text) == ["Mr. Smith went home.", 'He said "Hi."', "Then J. K. Rowling wrote 3 books!", "Ok? yes"]
 
 
 def test_chinese_rules():
