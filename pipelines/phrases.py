@@ -13,7 +13,7 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -33,16 +33,20 @@ MAX_KENLM_ORDER = 6  # the pip kenlm module and our lmplz are built with KENLM_M
 
 @dataclass(frozen=True)
 class PhrasesConfig:
-    corpus: tuple[str, ...]
-    out: str
-    order: int = 4
-    min_count: int = 5
-    max_phrases: int = 77_645  # the paper's English dictionary size
-    min_dependency: float = 1.5
-    num_shards: int = 8
-    batch_bytes: int = 1 << 20
-    max_line_bytes: int = 1 << 20
-    kenlm_memory: str = "20%"
+    corpus: tuple[str, ...] = field(
+        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
+    )
+    out: str = field(metadata={"help": "Output directory (local path or Beam-supported URL)."})
+    order: int = field(default=4, metadata={"help": "Longest n-gram counted and KenLM model order (2-6)."})
+    min_count: int = field(default=5, metadata={"help": "Keep n-grams seen at least this often."})
+    max_phrases: int = field(default=77_645, metadata={"help": "Size of the phrase dictionary (the paper: 77,645)."})
+    min_dependency: float = field(
+        default=1.5, metadata={"help": "Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py."}
+    )
+    num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files."})
+    batch_bytes: int = field(default=1 << 20, metadata={"help": "Bytes of corpus lines read per batch by each worker."})
+    max_line_bytes: int = field(default=1 << 20, metadata={"help": "Lines longer than this are dropped as too_long."})
+    kenlm_memory: str = field(default="20%", metadata={"help": "lmplz -S memory limit (e.g. 20%, 2G)."})
 
     def __post_init__(self):
         if not 2 <= self.order <= MAX_KENLM_ORDER:

@@ -25,7 +25,7 @@ import os
 import posixpath
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 
@@ -66,18 +66,42 @@ MANIFEST_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class ShardConfig:
-    vocab: str
-    corpus: tuple[str, ...]
-    out: str
-    max_seq_len: int = 128
-    nsp: bool = True
-    samples_per_shard: int = 10_000
-    seed: int = 12345
-    docs_per_line: bool = False
-    pool_docs: int = 1000  # NSP: consecutive documents of a split that share a pool of random next segments
-    max_line_bytes: int = 1 << 20
-    split_bytes: int = 0  # plain files are read in pieces of this size, one task each; 0: auto_split_bytes
-    run_bytes: int = 64 << 20  # examples a task holds before writing a sorted run (memory, not output)
+    vocab: str = field(metadata={"help": "Vocab artifact directory."})
+    corpus: tuple[str, ...] = field(
+        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
+    )
+    out: str = field(
+        metadata={"help": "Shard set directory to write (a local path, a Beam filesystem URL or any fsspec URL)."}
+    )
+    max_seq_len: int = field(default=128, metadata={"help": "Most tokens per example, on both granularities."})
+    nsp: bool = field(default=True, metadata={"help": "Sentence pairs with next-sentence labels."})
+    samples_per_shard: int = field(
+        default=10_000,
+        metadata={
+            "help": "About this many samples per shard (ceil(examples / N) shards, "
+            "each an equal slice of the key space)."
+        },
+    )
+    seed: int = field(default=12345, metadata={"help": "Seed of every random choice (hashed with document ids)."})
+    docs_per_line: bool = field(
+        default=False, metadata={"help": "One document per line in .txt (default: documents separated by blank lines)."}
+    )
+    pool_docs: int = field(
+        default=1000,
+        metadata={"help": "NSP: consecutive documents of a corpus split sharing a pool of random next segments."},
+    )
+    max_line_bytes: int = field(default=1 << 20, metadata={"help": "Lines longer than this are dropped as too_long."})
+    split_bytes: int = field(
+        default=0,
+        metadata={
+            "help": "Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
+            "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece."
+        },
+    )
+    run_bytes: int = field(
+        default=64 << 20,
+        metadata={"help": "Examples a task holds in memory before writing a sorted run file (memory, not output)."},
+    )
 
     def __post_init__(self):
         if not 8 <= self.max_seq_len <= 65_535:

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import apache_beam as beam
@@ -47,18 +47,24 @@ PAPER_SIZES = {"en": {"fine": 30_522, "coarse_units": 77_645}, "zh": {"fine": 21
 
 @dataclass(frozen=True)
 class VocabConfig:
-    lang: str
-    corpus: tuple[str, ...]
-    out: str
-    fine_vocab: str | None = None  # a vocab.txt path, "train", or None for the bundled BERT one
-    fine_size: int | None = None  # WordPiece size when fine_vocab == "train"
-    phrases: str | None = None  # en: an existing phrases.tsv instead of running the pipeline
-    max_phrases: int = 77_645
-    max_words: int = 72_635
-    min_count: int | None = None  # default: 5 for English phrases, 2 for Chinese words (see DEFAULT_MIN_COUNT)
-    segmenter: str = "jieba"
-    user_dict: str | None = None
-    num_shards: int = 8
+    lang: str = field(metadata={"help": "en (words + phrases) or zh (characters + words)."})
+    corpus: tuple[str, ...] = field(
+        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
+    )
+    out: str = field(metadata={"help": "Artifact directory to write."})
+    fine_vocab: str | None = field(
+        default=None, metadata={"help": "Fine vocab.txt, or 'train' (WordPiece); default: the bundled BERT vocabulary."}
+    )
+    fine_size: int | None = field(default=None, metadata={"help": "WordPiece vocabulary size with --fine-vocab train."})
+    phrases: str | None = field(default=None, metadata={"help": "en: use this phrases.tsv instead of building one."})
+    max_phrases: int = field(default=77_645, metadata={"help": "en: phrases kept (the paper: 77,645)."})
+    max_words: int = field(default=72_635, metadata={"help": "zh: words kept (the paper: 72,635)."})
+    min_count: int | None = field(
+        default=None, metadata={"help": "Minimum count of a phrase or word (default: en 5, zh 2)."}
+    )
+    segmenter: str = field(default="jieba", metadata={"help": "zh: jieba, or pkuseg (pip install '.[pkuseg]')."})
+    user_dict: str | None = field(default=None, metadata={"help": "zh: a user dictionary for the segmenter."})
+    num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files (en)."})
 
     def __post_init__(self):
         if self.lang not in ("en", "zh"):

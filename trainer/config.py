@@ -26,66 +26,93 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The encoder and its embeddings. Vocabulary sizes come from the vocab artifact of the shard set."""
 
-    variant: str = "ambert"  # ambert | combo | hybrid | bert-fine | bert-coarse
-    fine_vocab_size: int = 30522
-    coarse_vocab_size: int = 30522
-    hidden_size: int = 768
-    num_layers: int = 12
-    num_heads: int = 12
-    intermediate_size: int = 3072
-    max_position: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    initializer_range: float = 0.02
-    nsp: bool = False  # the paper finds NSP not essential; on for comparison only
-    pad_id: int = 0
+    variant: str = field(
+        default="ambert", metadata={"help": "ambert | combo | hybrid | bert-fine | bert-coarse (paper section 4)."}
+    )
+    fine_vocab_size: int = field(default=30522, metadata={"help": "Fine vocabulary size; set from the vocab artifact."})
+    coarse_vocab_size: int = field(
+        default=30522, metadata={"help": "Coarse vocabulary size; set from the vocab artifact."}
+    )
+    hidden_size: int = field(default=768, metadata={"help": "Width of the encoder (BERT-base 768)."})
+    num_layers: int = field(default=12, metadata={"help": "Transformer layers."})
+    num_heads: int = field(default=12, metadata={"help": "Attention heads; hidden_size must be a multiple."})
+    intermediate_size: int = field(default=3072, metadata={"help": "Width of the feed-forward layer."})
+    max_position: int = field(
+        default=512, metadata={"help": "Position embeddings: the longest sequence the model reads."}
+    )
+    type_vocab_size: int = field(default=2, metadata={"help": "Token types (segment A/B)."})
+    dropout: float = field(default=0.1, metadata={"help": "Dropout of embeddings and layer outputs."})
+    attention_dropout: float = field(default=0.1, metadata={"help": "Dropout of attention probabilities."})
+    layer_norm_eps: float = field(default=1e-12, metadata={"help": "LayerNorm epsilon."})
+    initializer_range: float = field(default=0.02, metadata={"help": "Standard deviation of the initial weights."})
+    nsp: bool = field(
+        default=False, metadata={"help": "Next-sentence prediction head (the paper finds NSP not essential)."}
+    )
+    pad_id: int = field(default=0, metadata={"help": "Id of [PAD] on both sides."})
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where examples come from and how they are masked and batched (per rank)."""
 
-    data: str = ""  # shard set directory or fsspec URL
-    batch_size: int = 32  # per rank, per step (before accumulation)
-    num_workers: int = 1  # DataLoader workers per rank
-    shuffle_buffer: int = 1000
-    resampled: bool = False  # True: endless sampling of shards with replacement; False: epochs
-    strict: bool = False  # True: a corrupt shard stops the run; False: skipped with a warning and a counter
-    mask_prob: float = 0.15  # share of coarse tokens chosen for masking
+    data: str = field(default="", metadata={"help": "Shard set directory or fsspec URL (same as --data)."})
+    batch_size: int = field(default=32, metadata={"help": "Examples per rank per step, before accumulation."})
+    num_workers: int = field(
+        default=1, metadata={"help": "DataLoader worker processes per rank (0: the main process reads)."}
+    )
+    shuffle_buffer: int = field(default=1000, metadata={"help": "Examples held for shuffling in each worker."})
+    resampled: bool = field(
+        default=False, metadata={"help": "Endless sampling of shards with replacement instead of epochs."}
+    )
+    strict: bool = field(
+        default=False, metadata={"help": "A corrupt shard stops the run (default: skipped with a warning and counted)."}
+    )
+    mask_prob: float = field(default=0.15, metadata={"help": "Share of coarse tokens chosen for masking."})
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with linear warm-up and linear decay to zero at max_steps."""
 
-    lr: float = 1e-4
-    weight_decay: float = 0.01  # not on biases and LayerNorm weights
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-    warmup_steps: int = 10_000
-    max_steps: int = 1_000_000
-    grad_clip: float = 1.0
-    grad_accum: int = 1
+    lr: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)."}
+    )
+    betas: tuple[float, float] = field(
+        default=(0.9, 0.999), metadata={"help": "AdamW betas, as a JSON list: [0.9,0.999]."}
+    )
+    eps: float = field(default=1e-6, metadata={"help": "AdamW epsilon."})
+    warmup_steps: int = field(default=10_000, metadata={"help": "Steps of linear warm-up to the peak learning rate."})
+    max_steps: int = field(
+        default=1_000_000, metadata={"help": "Optimizer steps of the run (the learning rate reaches zero there)."}
+    )
+    grad_clip: float = field(default=1.0, metadata={"help": "Clip the global gradient norm to this."})
+    grad_accum: int = field(default=1, metadata={"help": "Batches per optimizer step (gradient accumulation)."})
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Loop mechanics: seeds, precision, logging and checkpoints."""
 
-    seed: int = 1234
-    precision: str = "auto"  # auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16
-    compile: bool = False  # torch.compile the model
-    log_every: int = 10
-    save_every: int = 1000
-    keep_last: int = 3
-    device: str = "auto"  # auto | cpu | cuda
-    trace_keys: bool = False  # each rank appends "step key..." lines to RUN/keys-rank-NNNNN.txt (data checks)
+    seed: int = field(default=1234, metadata={"help": "Seed of the initial weights, dropout, data order and masks."})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16."})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model."})
+    log_every: int = field(
+        default=10, metadata={"help": "Steps between metric lines (metrics.jsonl, TensorBoard, progress)."}
+    )
+    save_every: int = field(default=1000, metadata={"help": "Steps between checkpoints."})
+    keep_last: int = field(default=3, metadata={"help": "Checkpoints kept (older ones are deleted)."})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda."})
+    trace_keys: bool = field(
+        default=False,
+        metadata={"help": "Each rank appends 'step key...' lines to RUN/keys-rank-NNNNN.txt (data checks)."},
+    )
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """A whole run: SECTION.FIELD=VALUE on the command line sets one field (`ambert train --help` lists them)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -29,19 +29,29 @@ FINETUNE_JSON, WEIGHTS = "finetune.json", "model.safetensors"
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    task: str = "classify"
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 5e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_seq_len: int = 128
-    seed: int = 1
-    reg_lambda: float = 1.0  # agreement regularizer λ (paper: 1.0; 0.0 for RACE)
-    predict_from: str = "concat"  # concat | fine | coarse (fine = AMBERT-Single)
-    dropout: float = 0.1
-    doc_stride: int = 64  # span: step between window starts in a long context (fine tokens)
-    max_answer_len: int = 30  # span: longest answer in fine tokens
+    task: str = field(
+        default="classify",
+        metadata={"help": "classify (TSV/JSONL: label, text, optional text_b) or span (SQuAD-format JSON)."},
+    )
+    epochs: int = field(default=3, metadata={"help": "Passes over the training file."})
+    batch_size: int = field(default=32, metadata={"help": "Examples per step."})
+    lr: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear warm-up, then decay)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of the steps spent warming up."})
+    weight_decay: float = field(
+        default=0.01, metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)."}
+    )
+    max_seq_len: int = field(default=128, metadata={"help": "Tokens per side; longer texts are cut."})
+    seed: int = field(default=1, metadata={"help": "Seed of the classifier init, dropout and data order."})
+    reg_lambda: float = field(
+        default=1.0, metadata={"help": "λ of the fine/coarse agreement regularizer (paper eq. 2: 1.0; 0.0 for RACE)."}
+    )
+    predict_from: str = field(
+        default="concat",
+        metadata={"help": "concat | fine | coarse: the classifier that predicts (fine = AMBERT-Single)."},
+    )
+    dropout: float = field(default=0.1, metadata={"help": "Dropout of the classifier input."})
+    doc_stride: int = field(default=64, metadata={"help": "span: step between context windows (fine tokens)."})
+    max_answer_len: int = field(default=30, metadata={"help": "span: longest answer (fine tokens)."})
 
 
 def heads_of(variant: str) -> tuple[str, ...]:
