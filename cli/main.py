@@ -59,7 +59,30 @@ def phrases(
     ] = 1.5,
     num_shards: Annotated[int, typer.Option(help="Number of n-gram Parquet files.")] = 8,
     max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
+    boundary_word_share: Annotated[
+        float, typer.Option(help="Boundary (function) words: the most frequent words making this share of the corpus.")
+    ] = 0.4,
+    boundary_min_bits: Annotated[
+        float,
+        typer.Option(help="A frequent word is a boundary word on a side where its neighbour has this entropy (bits)."),
+    ] = 4.0,
+    boundary_margin: Annotated[
+        float, typer.Option(help="Extra cohesion (log10) a phrase needs per edge word that is a boundary word.")
+    ] = 1.0,
+    min_significance: Annotated[
+        float, typer.Option(help="Minimum t-score of a phrase's association (1.96: p < 0.025).")
+    ] = 1.96,
+    dominance: Annotated[
+        float,
+        typer.Option(
+            help="Drop a phrase when a longer kept phrase starting or ending with it has this share of its count."
+        ),
+    ] = 0.5,
     kenlm_memory: Annotated[str, typer.Option(help="lmplz -S memory limit (e.g. 20%, 2G).")] = "20%",
+    kenlm_temp_dir: Annotated[
+        str | None,
+        typer.Option(help="lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."),
+    ] = None,
 ):
     """Build an English phrase dictionary: n-gram Parquet, a KenLM model and phrases.tsv.
 
@@ -78,9 +101,15 @@ def phrases(
             min_count=min_count,
             max_phrases=max_phrases,
             min_dependency=min_dependency,
+            boundary_word_share=boundary_word_share,
+            boundary_min_bits=boundary_min_bits,
+            boundary_margin=boundary_margin,
+            min_significance=min_significance,
+            dominance=dominance,
             num_shards=num_shards,
             max_line_bytes=max_line_bytes,
             kenlm_memory=kenlm_memory,
+            kenlm_temp_dir=kenlm_temp_dir,
         )
     except ValueError as error:
         fail(str(error))

@@ -31,6 +31,13 @@ def build(
     ] = None,
     segmenter: Annotated[str, typer.Option(help="zh: jieba, or pkuseg (pip install .[pkuseg]).")] = "jieba",
     user_dict: Annotated[str | None, typer.Option(help="zh: a user dictionary for the segmenter.")] = None,
+    kenlm_memory: Annotated[str, typer.Option(help="en: lmplz -S memory limit (e.g. 20%, 2G).")] = "20%",
+    kenlm_temp_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
+        ),
+    ] = None,
 ):
     """Build a vocab artifact: fine + coarse vocabularies, the dictionary, stats (coarse ratio).
 
@@ -55,6 +62,8 @@ def build(
             min_count=min_count,
             segmenter=segmenter,
             user_dict=user_dict,
+            kenlm_memory=kenlm_memory,
+            kenlm_temp_dir=kenlm_temp_dir,
         )
     except ValueError as error:
         fail(str(error))

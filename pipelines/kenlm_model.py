@@ -18,11 +18,9 @@ import time
 import zlib
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from pipelines.accounting import SplitCounters, counter
-from pipelines.files import move_local_file, write_atomically
+from pipelines.files import move_local_file, open_to_read, write_atomically
 
 _LOG = logging.getLogger(__name__)
 
@@ -76,11 +74,19 @@ class WriteNormalizedCorpus(beam.PTransform):
         )
 
 
-def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path: str, memory: str = "20%") -> float:
-    """Run lmplz over the concatenated corpus shards, then build_binary. Returns seconds taken."""
+def train_kenlm(
+    corpus_paths: list[str],
+    order: int,
+    arpa_path: str,
+    binary_path: str,
+    memory: str = "20%",
+    temp_dir: str | None = None,
+) -> float:
+    """Run lmplz over the concatenated corpus shards, then build_binary. `memory` is lmplz's -S,
+    `temp_dir` the directory for its -T files and the intermediate files. Returns seconds taken."""
     lmplz, build_binary = kenlm_binary("lmplz"), kenlm_binary("build_binary")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ambert-kenlm-") as work:
+    with tempfile.TemporaryDirectory(prefix="ambert-kenlm-", dir=temp_dir) as work:
         arpa_local = os.path.join(work, "lm.arpa")
         binary_local = os.path.join(work, "lm.binary")
         command = [lmplz, "-o", str(order), "--discount_fallback", "-S", memory, "-T", work]
@@ -89,7 +95,7 @@ def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path
             assert process.stdin is not None
             try:
                 for path in sorted(corpus_paths):
-                    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                    with open_to_read(path) as f:
                         shutil.copyfileobj(f, process.stdin, 1 << 20)
             except BrokenPipeError:
                 pass  # lmplz exited early; its status and log say why
@@ -109,13 +115,13 @@ def train_kenlm(corpus_paths: list[str], order: int, arpa_path: str, binary_path
 
 
 class _TrainKenLM(beam.DoFn):
-    def __init__(self, order: int, arpa_path: str, binary_path: str, memory: str):
-        self._args = (order, arpa_path, binary_path, memory)
+    def __init__(self, order: int, arpa_path: str, binary_path: str, memory: str, temp_dir: str | None):
+        self._args = (order, arpa_path, binary_path, memory, temp_dir)
 
     def process(self, keyed):
         _key, corpus_paths = keyed
-        order, arpa_path, binary_path, memory = self._args
-        seconds = train_kenlm(list(corpus_paths), order, arpa_path, binary_path, memory)
+        order, arpa_path, binary_path, memory, temp_dir = self._args
+        seconds = train_kenlm(list(corpus_paths), order, arpa_path, binary_path, memory, temp_dir)
         _LOG.info("KenLM order %d trained in %.1f s", order, seconds)
         yield counter("seconds.kenlm", round(seconds, 3))
         yield binary_path
@@ -124,9 +130,9 @@ class _TrainKenLM(beam.DoFn):
 class TrainKenLM(beam.PTransform):
     """Corpus shard paths → the KenLM binary's path (a single element), + counters."""
 
-    def __init__(self, order: int, arpa_path: str, binary_path: str, memory: str = "20%"):
+    def __init__(self, order: int, arpa_path: str, binary_path: str, memory: str = "20%", temp_dir: str | None = None):
         super().__init__()
-        self._fn = _TrainKenLM(order, arpa_path, binary_path, memory)
+        self._fn = _TrainKenLM(order, arpa_path, binary_path, memory, temp_dir)
 
     def expand(self, corpus_paths):
         return (

@@ -65,6 +65,13 @@ class VocabConfig:
     segmenter: str = field(default="jieba", metadata={"help": "zh: jieba, or pkuseg (pip install '.[pkuseg]')."})
     user_dict: str | None = field(default=None, metadata={"help": "zh: a user dictionary for the segmenter."})
     num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files (en)."})
+    kenlm_memory: str = field(default="20%", metadata={"help": "en: lmplz -S memory limit (e.g. 20%, 2G)."})
+    kenlm_temp_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
+        },
+    )
 
     def __post_init__(self):
         if self.lang not in ("en", "zh"):
@@ -120,6 +127,8 @@ def english_dictionary(cfg: VocabConfig, beam_args: list[str], work: str) -> tup
             min_count=cfg.effective_min_count,
             max_phrases=cfg.max_phrases,
             num_shards=cfg.num_shards,
+            kenlm_memory=cfg.kenlm_memory,
+            kenlm_temp_dir=cfg.kenlm_temp_dir,
         )
         stats = run(phrase_cfg, beam_args)
         entries = read_phrase_tsv(f"{work}/phrases/phrases.tsv")

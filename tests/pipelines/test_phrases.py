@@ -1,19 +1,30 @@
-"""The whole phrase pipeline: outputs, scoring, determinism across workers and runners, bad input."""
+"""The whole phrase pipeline: outputs, scoring rules, determinism across workers and runners, bad input."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
+import random
 import shutil
 from pathlib import Path
 
 import kenlm
+import pyarrow.parquet as pq
 import pytest
 
-from pipelines.phrase_scoring import score_candidate
-from tests.conftest import write_planted_corpus
+from pipelines.phrase_scoring import (
+    backward_dependency,
+    boundary_words,
+    cohesion,
+    context_entropies,
+    drop_dominated,
+    required_cohesion,
+    t_score,
+    word_dependencies,
+)
 from tests.pipelines.conftest import run_phrases
-from vocab.phrase_dictionary import read_phrase_tsv
+from vocab.phrase_dictionary import PhraseEntry, read_phrase_tsv
 
 OUTPUT_FILES = ("lm.arpa", "lm.binary", "phrases.tsv", "stats.json")
 
@@ -36,33 +47,98 @@ def test_outputs_and_accounting(phrases_run):
     assert "new york" in {e.phrase for e in entries}
 
 
-def test_planted_phrase_ranks_above_frequent_independent_pair(tmp_path):
-    corpus = write_planted_corpus(tmp_path / "planted.txt")
-    stats = run_phrases([corpus], tmp_path / "out", min_count=5, min_dependency=-10.0)
-    ranked = [e.phrase for e in read_phrase_tsv(str(tmp_path / "out" / "phrases.tsv"))]
-    assert ranked.index("new york") < ranked.index("of the")
-    model = kenlm.Model(str(tmp_path / "out" / "lm.binary"))
-    counts = {e.phrase: e.count for e in read_phrase_tsv(str(tmp_path / "out" / "phrases.tsv"))}
-    assert counts["of the"] > counts["new york"]  # more frequent, yet less dependent
-    york, _ = score_candidate(model, "new york", counts["new york"])
-    the, _ = score_candidate(model, "of the", counts["of the"])
-    assert york > 1.5 > the
-    assert stats["phrases"]["passing"] >= 2
+def write_rules_corpus(path: Path, lines: int = 4000, seed: int = 11) -> Path:
+    """Random sentences with planted units, each at the same rate: a name ("new york"), a pair of
+    frequent, mutually dependent function words ("can be"), a determiner-led pair ("the lord": "lord"
+    follows only "the"), and "grand theft auto", whose prefix "grand theft" rarely occurs alone.
+    "the", "of", "and", then "be" and "can" are the most frequent words (together 40% of the words)."""
+    rng = random.Random(seed)
+    units = [("the",), ("of",), ("and",), ("be",), ("can",), ("can", "be"), ("new", "york")]
+    units += [("the", "lord"), ("grand", "theft", "auto"), ("grand", "theft")]
+    weights = [0.21, 0.1, 0.078, 0.008, 0.004, 0.004, 0.004, 0.004, 0.004, 0.0004]
+    fillers = [(f"w{i}",) for i in range(300)]
+    units += fillers
+    weights += [(1 - sum(weights)) / len(fillers)] * len(fillers)
+    with open(path, "w", encoding="utf-8") as out:
+        for _ in range(lines):
+            words = [word for unit in rng.choices(units, weights, k=rng.randint(8, 20)) for word in unit]
+            out.write(" ".join(words).capitalize() + ".\n")
+    return path
 
 
-def test_default_threshold_rejects_independent_pair(tmp_path):
-    corpus = write_planted_corpus(tmp_path / "planted.txt")
-    run_phrases([corpus], tmp_path / "out", min_count=5)
-    phrases = {e.phrase for e in read_phrase_tsv(str(tmp_path / "out" / "phrases.tsv"))}
-    assert "new york" in phrases and "of the" not in phrases
+@pytest.fixture(scope="module")
+def rules_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("rules")
+    corpus = write_rules_corpus(work / "planted.txt")
+    stats = run_phrases([corpus], work / "out", min_count=5)
+    return work / "out", stats
+
+
+def ngram_counts(out: Path) -> dict[str, int]:
+    counts = {}
+    for part in sorted((out / "ngrams").iterdir()):
+        table = pq.read_table(part).to_pydict()
+        counts.update(zip(table["ngram"], table["count"], strict=True))
+    return counts
+
+
+def test_scoring_rules_on_a_planted_corpus(rules_run):
+    out, stats = rules_run
+    kept = {e.phrase for e in read_phrase_tsv(str(out / "phrases.tsv"))}
+    counts = ngram_counts(out)
+    york = counts["new york"]
+    for pair in ("can be", "the lord"):  # as frequent as the name, yet rejected
+        assert 0.7 * york < counts[pair] < 1.4 * york, pair
+    assert "new york" in kept and "can be" not in kept and "the lord" not in kept
+    model = kenlm.Model(str(out / "lm.binary"))
+    tokens = sum(count for ngram, count in counts.items() if " " not in ngram)
+    # "can be" is cohesive enough for rule 1; only its boundary words reject it
+    assert cohesion(model, counts["can be"], counts, "can be", tokens) > 1.5
+    unigrams = {g: c for g, c in counts.items() if " " not in g}
+    entropies = context_entropies(unigrams, [(g, c) for g, c in counts.items() if g.count(" ") == 1])
+    starts, ends = boundary_words(unigrams, entropies, 0.4, 4.0)
+    assert {"can", "the"} <= starts and "be" in ends and not {"new", "york", "lord", "grand"} & (starts | ends)
+    # "lord" depends on "the" (forward), but "the" does not predict "lord" (backward)
+    assert min(word_dependencies(model, ["the", "lord"])) > 1.5
+    assert backward_dependency(counts["the lord"], counts, "the lord", tokens) < 1.5
+    # the 3-word name dominates its 2-word prefix and suffix, which leave the dictionary
+    assert "grand theft auto" in kept and "grand theft" not in kept and "theft auto" not in kept
+    assert counts["grand theft auto"] > 0.5 * counts["grand theft"]
+    rejected = stats["phrases"]["rejected"]
+    assert rejected["boundary_word"] >= 1 and rejected["dominated"] >= 2
+
+
+def test_rule_functions():
+    unigrams = {"the": 50, "of": 30, "new": 10, "york": 10}
+    entropies = {"the": (5.0, 5.0), "of": (5.0, 1.0), "new": (5.0, 5.0), "york": (5.0, 5.0)}
+    boundary = boundary_words(unigrams, entropies, 0.6, 4.0)
+    assert boundary == (frozenset({"the"}), frozenset({"the", "of"}))  # "of" is followed by one word
+    boundary = (frozenset({"the", "of"}), frozenset({"the", "of"}))
+    assert required_cohesion("new york", boundary, 1.5, 1.0) == 1.5
+    assert required_cohesion("the york", boundary, 1.5, 1.0) == 2.5
+    assert required_cohesion("of the", boundary, 1.5, 1.0) == 3.5
+    counts = {"a": 100, "b": 100, "a b": 40, "b c": 30, "c": 30, "a b c": 30}
+    assert t_score(40, counts, "a b", 10_000) == pytest.approx((40 - 1) / math.sqrt(40))
+    entropies = context_entropies({"a": 100, "b": 100, "c": 30}, [("a b", 40), ("b c", 30)])
+    assert entropies["a"][1] == pytest.approx(math.log2(100) - 40 * math.log2(40) / 100)
+    assert entropies["c"] == pytest.approx((math.log2(30) - math.log2(30), math.log2(30)))
+    entries = [PhraseEntry("a b", 2, 40, 1.0), PhraseEntry("b c", 2, 30, 1.0), PhraseEntry("a b c", 3, 30, 1.0)]
+    assert [e.phrase for e in drop_dominated(entries, 0.5)] == ["a b c"]  # 30 >= 0.5 * 40 and 0.5 * 30
+    assert [e.phrase for e in drop_dominated(entries, 0.8)] == ["a b", "a b c"]  # 30 < 0.8 * 40
 
 
 def test_two_workers_and_rerun_give_identical_outputs(phrases_run, en_small_corpus, tmp_path):
     reference, _ = phrases_run
-    out = tmp_path / "two"
+    out, kenlm_temp = tmp_path / "two", tmp_path / "kenlm-temp"
+    kenlm_temp.mkdir()
     run_phrases(
-        [en_small_corpus], out, ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], min_count=3
+        [en_small_corpus],
+        out,
+        ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"],
+        min_count=3,
+        kenlm_temp_dir=str(kenlm_temp),
     )
+    assert list(kenlm_temp.iterdir()) == []  # lmplz's -T files and the ARPA went there and were cleaned up
     run_phrases([en_small_corpus], out, min_count=3)  # rerun into the same directory
     for name in ("phrases.tsv", "lm.arpa"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
@@ -145,9 +221,11 @@ def test_missing_corpus_is_a_clear_error(tmp_path):
     assert not (tmp_path / "out" / "stats.json").exists()
 
 
-def test_bad_order_is_refused(tmp_path):
+def test_bad_options_are_refused(tmp_path):
     with pytest.raises(ValueError, match="--order must be between 2 and 6"):
         run_phrases([Path("data/en")], tmp_path / "out", order=9)
+    with pytest.raises(ValueError, match="--kenlm-temp-dir .*nowhere is not a directory"):
+        run_phrases([Path("data/en")], tmp_path / "out", kenlm_temp_dir=str(tmp_path / "nowhere"))
 
 
 def test_candidates_need_letters_in_every_word():
