@@ -29,8 +29,19 @@ def build(
     min_count: Annotated[
         int | None, typer.Option(help="Minimum count of a phrase or word [default: en 5, zh 2].")
     ] = None,
-    segmenter: Annotated[str, typer.Option(help="zh: jieba, or pkuseg (pip install .[pkuseg]).")] = "jieba",
-    user_dict: Annotated[str | None, typer.Option(help="zh: a user dictionary for the segmenter.")] = None,
+    segmenter: Annotated[
+        str,
+        typer.Option(
+            help="zh: thulac, jieba, pkuseg (an optional extra, see README) or ngram (a word model of the corpus, "
+            "estimated from --ngram-initial-segmenter's words)."
+        ),
+    ] = "thulac",
+    ngram_initial_segmenter: Annotated[
+        str, typer.Option(help="zh, --segmenter ngram: whose words the word model counts.")
+    ] = "thulac",
+    user_dict: Annotated[
+        str | None, typer.Option(help="zh: a user dictionary for the segmenter (ngram: for its initial one).")
+    ] = None,
     kenlm_memory: Annotated[str, typer.Option(help="en: lmplz -S memory limit (e.g. 20%, 2G).")] = "20%",
     kenlm_temp_dir: Annotated[
         str | None,
@@ -61,6 +72,7 @@ def build(
             max_words=max_words,
             min_count=min_count,
             segmenter=segmenter,
+            ngram_initial_segmenter=ngram_initial_segmenter,
             user_dict=user_dict,
             kenlm_memory=kenlm_memory,
             kenlm_temp_dir=kenlm_temp_dir,

@@ -1,12 +1,13 @@
 """Building a versioned vocab artifact (DESIGN.md, "Vocab artifact") from raw corpora.
 
     ambert vocab build --lang en --corpus data/en --out out/vocab-en [--phrases FILE]
-    ambert vocab build --lang zh --corpus data/zh --out out/vocab-zh [--max-words N]
+    ambert vocab build --lang zh --corpus data/zh --out out/vocab-zh [--max-words N] [--segmenter ngram]
 
 Fine vocabulary: the bundled BERT vocabulary of the language, a given file, or WordPiece
 trained with `tokenizers`. Coarse vocabulary: the fine one plus English phrases (the phrases
 pipeline on the same corpus, or --phrases) or the most frequent Chinese words (counted on Beam
-with the segmenter loaded once per worker). A second Beam pass tokenizes the corpus with the
+with the segmenter loaded once per worker; `--segmenter ngram` first estimates its word model from
+another segmenter's words, and the artifact stores it). A second Beam pass tokenizes the corpus with the
 new vocabulary to measure the coarse ratio, which goes into stats.json. Nothing that varies
 between identical builds (timings, runner flags) goes into the artifact: same inputs and
 options give byte-identical artifacts on any runner.
@@ -31,6 +32,7 @@ from pipelines.files import expand_corpus_paths, read_bytes, read_lines, write_a
 from pipelines.runner import beam_pipeline
 from pipelines.word_counts import CountWords
 from vocab.artifact import read_vocab_lines
+from vocab.chinese_segmentation import DEFAULT_SEGMENTER, SEGMENTER_FILES, SEGMENTERS, format_word_model
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases, read_phrase_tsv
 from vocab.word_dictionary import format_word_tsv, rank_words
 
@@ -62,8 +64,19 @@ class VocabConfig:
     min_count: int | None = field(
         default=None, metadata={"help": "Minimum count of a phrase or word (default: en 5, zh 2)."}
     )
-    segmenter: str = field(default="jieba", metadata={"help": "zh: jieba, or pkuseg (pip install '.[pkuseg]')."})
-    user_dict: str | None = field(default=None, metadata={"help": "zh: a user dictionary for the segmenter."})
+    segmenter: str = field(
+        default=DEFAULT_SEGMENTER,
+        metadata={
+            "help": "zh: thulac, jieba, pkuseg (an optional extra, see README) or ngram (a word model of the corpus, "
+            "estimated from --ngram-initial-segmenter's words)."
+        },
+    )
+    ngram_initial_segmenter: str = field(
+        default=DEFAULT_SEGMENTER, metadata={"help": "zh, --segmenter ngram: whose words the word model counts."}
+    )
+    user_dict: str | None = field(
+        default=None, metadata={"help": "zh: a user dictionary for the segmenter (ngram: for its initial one)."}
+    )
     num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files (en)."})
     kenlm_memory: str = field(default="20%", metadata={"help": "en: lmplz -S memory limit (e.g. 20%, 2G)."})
     kenlm_temp_dir: str | None = field(
@@ -84,6 +97,13 @@ class VocabConfig:
             raise ValueError(f"phrase dictionary not found: {self.phrases}")
         if self.user_dict and not os.path.isfile(self.user_dict):
             raise ValueError(f"segmenter user dictionary not found: {self.user_dict}")
+        if self.segmenter not in SEGMENTERS:
+            raise ValueError(f"--segmenter must be one of {', '.join(SEGMENTERS)}, got {self.segmenter!r}")
+        if self.ngram_initial_segmenter not in SEGMENTERS or self.ngram_initial_segmenter == "ngram":
+            choices = ", ".join(name for name in SEGMENTERS if name != "ngram")
+            raise ValueError(
+                f"--ngram-initial-segmenter must be one of {choices}, got {self.ngram_initial_segmenter!r}"
+            )
 
     @property
     def effective_min_count(self) -> int:
@@ -147,29 +167,77 @@ class _WriteRows(beam.DoFn):
         yield counter("words_written", len(rows))
 
 
-def chinese_dictionary(
-    cfg: VocabConfig, corpus_files: list[str], beam_args: list[str], work: str
-) -> tuple[list[str], bytes, dict]:
-    """(words, words.tsv bytes, counters) from a Beam pass of the segmenter over the corpus."""
+def count_words(
+    corpus_files: list[str],
+    beam_args: list[str],
+    work: str,
+    name: str,
+    segmenter: str,
+    options: dict,
+    min_count: int,
+    num_shards: int,
+    min_length: int = 2,
+) -> tuple[list[tuple[str, int]], dict]:
+    """(sorted [(word, count)], counters) from a Beam pass of `segmenter` over the corpus."""
     with beam_pipeline(beam_args) as p:
         batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
         texts, clean_counts = batches | "CleanLines" >> NormalizeLines("clean_text")
-        rows, word_counts = texts | "CountWords" >> CountWords(
-            cfg.segmenter, cfg.segmenter_options, cfg.effective_min_count, cfg.num_shards
-        )
+        rows, word_counts = texts | "CountWords" >> CountWords(segmenter, options, min_count, num_shards, min_length)
         written = (
             rows
             | "OneKey" >> beam.Map(lambda keyed: (None, keyed[1]))
             | "Gather" >> beam.GroupByKey()
-            | "WriteRows" >> beam.ParDo(_WriteRows(f"{work}/word_rows.json"))
+            | "WriteRows" >> beam.ParDo(_WriteRows(f"{work}/{name}_rows.json"))
         )
         (read_counts, clean_counts, word_counts, written) | "WriteCounters" >> WriteCounters(
-            f"{work}/word_counters.json"
+            f"{work}/{name}_counters.json"
         )
-    rows = [tuple(row) for row in json.loads(read_bytes(f"{work}/word_rows.json"))]
+    rows = [tuple(row) for row in json.loads(read_bytes(f"{work}/{name}_rows.json"))]
+    return rows, json.loads(read_bytes(f"{work}/{name}_counters.json"))
+
+
+def ngram_word_model(cfg: VocabConfig, corpus_files: list[str], beam_args: list[str], work: str) -> bytes:
+    """The ngram segmenter's word model: every word and character of the initial segmenter's output,
+    words of 2+ characters kept from the minimum count on (module vocab.chinese_segmentation)."""
+    rows, _counters = count_words(
+        corpus_files,
+        beam_args,
+        work,
+        "model",
+        cfg.ngram_initial_segmenter,
+        cfg.segmenter_options,
+        1,
+        cfg.num_shards,
+        min_length=1,
+    )
+    kept = [(word, count) for word, count in rows if len(word) == 1 or count >= cfg.effective_min_count]
+    return format_word_model(kept).encode("utf-8")
+
+
+def chinese_dictionary(
+    cfg: VocabConfig, corpus_files: list[str], beam_args: list[str], work: str
+) -> tuple[list[str], bytes, dict, dict]:
+    """(words, words.tsv bytes, counters, segmenter files) from a Beam pass of the segmenter over the corpus."""
+    segmenter, options, files = cfg.segmenter, cfg.segmenter_options, {}
+    if cfg.user_dict:
+        files[SEGMENTER_FILES["user_dict"]] = Path(cfg.user_dict).read_bytes()
+    if cfg.segmenter == "ngram":
+        model = ngram_word_model(cfg, corpus_files, beam_args, work)
+        Path(work, "word_model.tsv").write_bytes(model)
+        options, files = {"word_model": f"{work}/word_model.tsv"}, {SEGMENTER_FILES["word_model"]: model}
+    rows, counters = count_words(
+        corpus_files, beam_args, work, "words", segmenter, options, cfg.effective_min_count, cfg.num_shards
+    )
     words = rank_words(rows, cfg.max_words)
-    counters = json.loads(read_bytes(f"{work}/word_counters.json"))
-    return [w for w, _c in words], format_word_tsv(words).encode("utf-8"), counters
+    return (
+        [w for w, _c in words],
+        format_word_tsv(words).encode("utf-8"),
+        counters,
+        {
+            "options": options,
+            "files": files,
+        },
+    )
 
 
 class _MeasureCoarseRatio(beam.DoFn):
@@ -233,17 +301,18 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
         if cfg.lang == "en":
             units, dictionary, dictionary_stats = english_dictionary(cfg, beam_args, work)
             dictionary_name, segmenter = "phrases.tsv", None
+            extra_files = {}
         else:
             from vocab.chinese_segmentation import make_segmenter, segmenter_spec
 
-            units, dictionary, dictionary_stats = chinese_dictionary(cfg, corpus_files, beam_args, work)
+            units, dictionary, dictionary_stats, used = chinese_dictionary(cfg, corpus_files, beam_args, work)
             dictionary_name = "words.tsv"
-            segmenter = segmenter_spec(make_segmenter(cfg.segmenter, **cfg.segmenter_options))
+            segmenter = segmenter_spec(make_segmenter(cfg.segmenter, **used["options"]))
+            extra_files = used["files"]
         options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "corpus")}
         created_from = {"corpus": corpus_fingerprints(corpus_files), "options": options}
         fine_set = set(fine)
         coarse_units = [unit for unit in units if unit not in fine_set]
-        extra_files = {"segmenter/user_dict.txt": Path(cfg.user_dict).read_bytes()} if cfg.user_dict else {}
         artifact_args = dict(
             lang=cfg.lang,
             fine_vocab_lines=fine,

@@ -1,17 +1,22 @@
-"""Chinese word segmenters behind one interface: jieba (default) and pkuseg (optional extra).
+"""Chinese word segmenters behind one interface: thulac (default), jieba, pkuseg (optional extra)
+and ngram (a word model estimated on the corpus by `ambert vocab build`, stored in the artifact).
 
-segmenter = make_segmenter("jieba", user_dict=None, hmm=True)
+segmenter = make_segmenter("thulac", user_dict=None)
 segmenter.cut("我爱北京天安门") -> ["我", "爱", "北京", "天安门"]   # pieces join back to the input
 segmenter_spec(segmenter) -> {"name", "version", "options"}: recorded in a vocab artifact
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
+import io
 import logging
+import math
 import os
 import re
+from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 
@@ -32,12 +37,12 @@ class Segmenter(Protocol):
         ...
 
 
-def _file_sha256(path: str) -> str:
+def _file_sha256(path: str, what: str = "user dictionary") -> str:
     try:
         with open(path, "rb") as handle:
             return hashlib.sha256(handle.read()).hexdigest()
     except OSError as error:
-        raise SegmenterError(f"cannot read the segmenter user dictionary {path}: {error}") from error
+        raise SegmenterError(f"cannot read the segmenter {what} {path}: {error}") from error
 
 
 class JiebaSegmenter:
@@ -62,6 +67,21 @@ class JiebaSegmenter:
 
 
 _WHITESPACE = re.compile(r"(\s+)")
+
+
+def cut_between_whitespace(text: str, cut: Callable[[str], list[str]]) -> list[str]:
+    """`cut` on each whitespace-free part of `text`, whitespace kept as pieces of its own, so the
+    pieces join back to `text` (a part whose words do not is kept whole)."""
+    pieces: list[str] = []
+    for part in _WHITESPACE.split(text):
+        if not part:
+            continue
+        if part.isspace():
+            pieces.append(part)
+            continue
+        words = cut(part)
+        pieces.extend(words if "".join(words) == part else [part])
+    return pieces
 
 
 class PkusegSegmenter:
@@ -96,25 +116,96 @@ class PkusegSegmenter:
             raise SegmenterError(f"pkuseg could not load its bundled default model from {bundled}: {error}") from error
 
     def cut(self, text: str) -> list[str]:
-        # pkuseg drops whitespace; keep it as pieces of its own so the pieces join back to `text`
-        pieces: list[str] = []
-        for part in _WHITESPACE.split(text):
-            if not part:
-                continue
-            if part.isspace():
-                pieces.append(part)
-                continue
-            words = self._segmenter.cut(part)
-            pieces.extend(words if "".join(words) == part else [part])
-        return pieces
+        return cut_between_whitespace(text, self._segmenter.cut)  # pkuseg drops whitespace
 
 
-SEGMENTERS = {"jieba": JiebaSegmenter, "pkuseg": PkusegSegmenter}
-SEGMENTER_OPTIONS = {"jieba": ("user_dict", "hmm"), "pkuseg": ("user_dict", "model")}
+class ThulacSegmenter:
+    """THULAC (Tsinghua) in segmentation-only mode, with the model its PyPI package ships."""
+
+    name = "thulac"
+
+    def __init__(self, user_dict: str | None = None):
+        import thulac
+
+        self.version = importlib.metadata.version("thulac")
+        self.options = {"user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Model loaded succeed"
+            self._segmenter = thulac.thulac(user_dict=user_dict, seg_only=True)
+
+    def _cut(self, part: str) -> list[str]:
+        return [word for word, _tag in self._segmenter.cut(part)]
+
+    def cut(self, text: str) -> list[str]:
+        return cut_between_whitespace(text, self._cut)  # thulac merges runs of whitespace
+
+
+class NgramSegmenter:
+    """The most probable words under a unigram word model (`word<TAB>count` lines), by Viterbi over
+    every dictionary word and single character; an unseen character counts half an occurrence.
+
+    `ambert vocab build --segmenter ngram` estimates the model from the corpus's own segmentation
+    by another segmenter and stores it in the artifact (segmenter/word_model.tsv)."""
+
+    name = "ngram"
+
+    def __init__(self, word_model: str):
+        self.version = "1"
+        self.options = {"word_model_sha256": _file_sha256(word_model, "word model")}
+        counts = dict(read_word_model(word_model))
+        total = sum(counts.values()) or 1
+        self._log_probability = {word: math.log(count / total) for word, count in counts.items()}
+        self._unknown = math.log(0.5 / total)
+        self._longest = max((len(word) for word in counts), default=1)
+
+    def cut(self, text: str) -> list[str]:
+        log_probability, unknown, longest = self._log_probability, self._unknown, self._longest
+        best = [0.0] * (len(text) + 1)
+        start_of = [0] * (len(text) + 1)
+        for end in range(1, len(text) + 1):
+            score, start = best[end - 1] + log_probability.get(text[end - 1], unknown), end - 1
+            for begin in range(max(0, end - longest), end - 1):
+                word_score = log_probability.get(text[begin:end])
+                if word_score is not None and best[begin] + word_score > score:
+                    score, start = best[begin] + word_score, begin
+            best[end], start_of[end] = score, start
+        words, end = [], len(text)
+        while end > 0:
+            words.append(text[start_of[end] : end])
+            end = start_of[end]
+        return words[::-1]
+
+
+def format_word_model(counts: Iterable[tuple[str, int]]) -> str:
+    """A word model file: `word<TAB>count` lines, most frequent first (ties by the word)."""
+    return "".join(f"{word}\t{count}\n" for word, count in sorted(counts, key=lambda item: (-item[1], item[0])))
+
+
+def read_word_model(path: str) -> list[tuple[str, int]]:
+    words = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            word, _, count = line.rstrip("\n").partition("\t")
+            if not word or not count.isdigit():
+                raise SegmenterError(f"{path}:{number}: expected word<TAB>count, got {line!r}")
+            words.append((word, int(count)))
+    return words
+
+
+SEGMENTERS = {"thulac": ThulacSegmenter, "jieba": JiebaSegmenter, "pkuseg": PkusegSegmenter, "ngram": NgramSegmenter}
+SEGMENTER_OPTIONS = {
+    "thulac": ("user_dict",),
+    "jieba": ("user_dict", "hmm"),
+    "pkuseg": ("user_dict", "model"),
+    "ngram": ("word_model",),
+}
+DEFAULT_SEGMENTER = "thulac"
+# the files a segmenter option names, as stored in an artifact (its spec records their sha256)
+SEGMENTER_FILES = {"user_dict": "segmenter/user_dict.txt", "word_model": "segmenter/word_model.tsv"}
 
 
 def make_segmenter(name: str, **options) -> Segmenter:
-    """A segmenter by name: jieba (options user_dict, hmm) or pkuseg (options user_dict, model)."""
+    """A segmenter by name: thulac (option user_dict), jieba (user_dict, hmm), pkuseg (user_dict,
+    model) or ngram (word_model, a file)."""
     if name not in SEGMENTERS:
         raise SegmenterError(f"unknown segmenter {name!r}; expected one of {sorted(SEGMENTERS)}")
     unknown = sorted(set(options) - set(SEGMENTER_OPTIONS[name]))
@@ -123,6 +214,11 @@ def make_segmenter(name: str, **options) -> Segmenter:
     user_dict = options.get("user_dict")
     if user_dict and not os.path.isfile(user_dict):
         raise SegmenterError(f"segmenter user dictionary not found: {user_dict}")
+    if name == "ngram" and not os.path.isfile(options.get("word_model") or ""):
+        raise SegmenterError(
+            f"the ngram segmenter needs its word model file (word_model), not found: {options.get('word_model')}; "
+            "it is built by `ambert vocab build --segmenter ngram` and loaded from the artifact"
+        )
     return SEGMENTERS[name](**options)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 
 from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines, verify_artifact
-from vocab.chinese_segmentation import Segmenter, SegmenterError, make_segmenter, segmenter_spec
+from vocab.chinese_segmentation import SEGMENTER_FILES, Segmenter, SegmenterError, make_segmenter, segmenter_spec
 from vocab.normalization import basic_words, cjk_runs
 from vocab.phrase_dictionary import read_phrase_tsv
 from vocab.phrase_segmentation import PhraseMatcher
@@ -42,8 +42,9 @@ class MultiGrainedTokenizer:
     Fine tokens are fine/tokenizer.json's (Hugging Face's BERT uncased pipeline). Coarse units are
     whole BERT words: English phrases matched left to right inside punctuation-free runs, or
     Chinese words from the artifact's segmenter, run on maximal CJK runs only. A unit in the
-    coarse vocabulary is one coarse token over its fine tokens; any other unit falls back to its
-    fine pieces, one coarse token each (coarse vocab ⊇ fine vocab, same ids).
+    coarse vocabulary is one coarse token over its fine tokens; a Chinese word that is not is
+    split into the fewest in-vocabulary words and characters (split_out_of_vocabulary); any other
+    unit falls back to its fine pieces, one coarse token each (coarse vocab ⊇ fine vocab, same ids).
     """
 
     def __init__(
@@ -95,9 +96,13 @@ class MultiGrainedTokenizer:
                     "or pass none to load the artifact's own"
                 )
             return cls("zh", fine, coarse_vocab, None, segmenter)
-        options = {k: v for k, v in spec.get("options", {}).items() if k != "user_dict_sha256"}
-        if spec.get("options", {}).get("user_dict_sha256"):
-            options["user_dict"] = os.path.join(directory, "segmenter", "user_dict.txt")
+        options = {}
+        for key, value in spec.get("options", {}).items():
+            if key.endswith("_sha256"):  # a file the artifact holds: user dictionary, word model
+                if value:
+                    options[key.removesuffix("_sha256")] = os.path.join(directory, SEGMENTER_FILES[key[:-7]])
+            else:
+                options[key] = value
         loaded = make_segmenter(spec["name"], **options)
         if segmenter_spec(loaded) != spec:
             raise SegmenterError(
@@ -163,9 +168,9 @@ class MultiGrainedTokenizer:
                     "its pieces must join back to the input"
                 )
             position = run_start
-            for word in words:
+            for word in in_vocabulary_words(words, self.coarse_index):
                 start, position = position, position + len(word)
-                if len(word) > 1 and word in self.coarse_index:
+                if len(word) > 1:
                     first, last = starts.get(start), ends.get(position)
                     if first is not None and last is not None and first <= last:  # on fine word boundaries
                         groups.append((first, last + 1, word))
@@ -225,6 +230,36 @@ class MultiGrainedTokenizer:
             fine_tokens=tuple(tokens),
             coarse_tokens=tuple(coarse_tokens),
         )
+
+
+def split_out_of_vocabulary(word: str, vocabulary) -> list[str]:
+    """`word` as the fewest pieces that are words of 2+ characters in `vocabulary` or single
+    characters (ties: the longer first piece); the pieces join back to `word`."""
+    length = len(word)
+    fewest = [0] * (length + 1)  # fewest[i]: the fewest pieces covering word[i:], filled from the end
+    first_end = [0] * (length + 1)
+    for start in range(length - 1, -1, -1):
+        fewest[start] = length + 1
+        for end in range(length, start, -1):  # longest first: a tie keeps the longer piece
+            if fewest[end] + 1 < fewest[start] and (end == start + 1 or word[start:end] in vocabulary):
+                fewest[start], first_end[start] = fewest[end] + 1, end
+    pieces, start = [], 0
+    while start < length:
+        pieces.append(word[start : first_end[start]])
+        start = first_end[start]
+    return pieces
+
+
+def in_vocabulary_words(words: list[str], vocabulary) -> list[str]:
+    """The segmenter's words with every word of 2+ characters outside `vocabulary` split by
+    split_out_of_vocabulary (the same characters, in order)."""
+    result: list[str] = []
+    for word in words:
+        if len(word) > 1 and word not in vocabulary:
+            result.extend(split_out_of_vocabulary(word, vocabulary))
+        else:
+            result.append(word)
+    return result
 
 
 def coarse_segments(example: AlignedExample, text: str) -> list[str]:
