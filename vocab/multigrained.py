@@ -125,111 +125,157 @@ class MultiGrainedTokenizer:
         encodings = self.fine.encode_batch(texts)
         return [self._build([text], encoding) for text, encoding in zip(texts, encodings, strict=True)]
 
-    # -- coarse units -----------------------------------------------------------------------
-    def _groups(
-        self, text: str, tokens: list[str], offsets: list[Span], word_starts: list[int]
-    ) -> list[tuple[int, int, str]]:
-        """The coarse units that are one coarse token, as (first word, end word, token), in order;
-        every word outside them falls back to its fine pieces."""
-        if self.lang == "en":
-            return self._phrase_groups(text, tokens, word_starts)
-        return self._word_groups(text, offsets, word_starts)
-
-    def _phrase_groups(self, text: str, tokens: list[str], word_starts: list[int]) -> list[tuple[int, int, str]]:
-        if "[UNK]" in tokens[word_starts[0] : word_starts[-1]]:  # an [UNK] hides its word: normalize again
-            words = basic_words(text)
-            if len(words) != len(word_starts) - 1:
+    # -- coarse units -------------------------------------------------------------------------
+    def _phrase_groups(self, text: str, sequence: int, encoding, pieces: list[str]) -> list[tuple[int, int, str]]:
+        """English: the phrases of `text` (sequence `sequence` of `encoding`, fine tokens `pieces`)
+        as (first fine position, end fine position, phrase), left to right."""
+        words = " ".join(pieces).replace(" ##", "").split(" ")  # a word is its pieces joined
+        if "[UNK]" in pieces:  # an [UNK] hides its word: normalize again
+            normalized = basic_words(text)
+            if len(normalized) != len(words):
                 raise ArtifactError(
                     f"the fine tokenizer and BERT normalization disagree on {text[:80]!r}: is "
                     "fine/tokenizer.json the BERT uncased pipeline?"
                 )
-        else:  # a word is its pieces joined (WordPiece never splits elsewhere)
-            words = [
-                tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1 : b])
-                for a, b in zip(word_starts, word_starts[1:], strict=False)
-            ]
+            words = normalized
         # one call per text: phrases hold no punctuation word, so no match crosses punctuation
-        groups = [(start, end, " ".join(words[start:end])) for start, end in self.matcher.phrase_spans(words)]
-        return groups
+        return [
+            (
+                encoding.word_to_tokens(first, sequence)[0],
+                encoding.word_to_tokens(end - 1, sequence)[1],
+                " ".join(words[first:end]),
+            )
+            for first, end in self.matcher.phrase_spans(words)
+        ]
 
-    def _word_groups(self, text: str, offsets: list[Span], word_starts: list[int]) -> list[tuple[int, int, str]]:
-        runs = cjk_runs(text)
-        if not runs:
-            return []
-        starts = {offsets[first][0]: index for index, first in enumerate(word_starts[:-1])}
-        ends = {offsets[following - 1][1]: index for index, following in enumerate(word_starts[1:])}
+    def _word_groups(self, text: str, sequence: int, encoding) -> list[tuple[int, int, str]]:
+        """Chinese: the in-vocabulary words of 2+ characters of `text` that begin and end on fine
+        word boundaries, as (first fine position, end fine position, word), left to right."""
         groups = []
-        for run_start, run_end in runs:
+        vocabulary, cut = self.coarse_index, self.segmenter.cut
+        for run_start, run_end in cjk_runs(text):
             run = text[run_start:run_end]
-            words = self.segmenter.cut(run)
+            words = cut(run)
             if "".join(words) != run:
                 raise SegmenterError(
                     f"segmenter {self.segmenter.name} lost or changed characters of {run[:80]!r}: "
                     "its pieces must join back to the input"
                 )
+            # as a rule every character of a CJK run is a fine word of one token: then character
+            # run_start + k is fine position first_token + k, and every character starts and ends a word
+            first_word, last_word = (
+                encoding.char_to_word(run_start, sequence),
+                encoding.char_to_word(run_end - 1, sequence),
+            )
+            first_token, last_token = (
+                encoding.char_to_token(run_start, sequence),
+                encoding.char_to_token(run_end - 1, sequence),
+            )
+            one_to_one = (
+                None not in (first_word, last_word, first_token, last_token)
+                and last_word - first_word == last_token - first_token == run_end - run_start - 1
+            )
             position = run_start
-            for word in in_vocabulary_words(words, self.coarse_index):
-                start, position = position, position + len(word)
-                if len(word) > 1:
-                    first, last = starts.get(start), ends.get(position)
-                    if first is not None and last is not None and first <= last:  # on fine word boundaries
-                        groups.append((first, last + 1, word))
+            for word in words:
+                if len(word) == 1:
+                    position += 1
+                    continue
+                for unit in (word,) if word in vocabulary else split_out_of_vocabulary(word, vocabulary):
+                    start, position = position, position + len(unit)
+                    if len(unit) == 1:
+                        continue
+                    if one_to_one:
+                        groups.append((first_token + start - run_start, first_token + position - run_start, unit))
+                        continue
+                    span = self._word_span(encoding, sequence, start, position)
+                    if span is not None:
+                        groups.append((*span, unit))
         return groups
+
+    @staticmethod
+    def _word_span(encoding, sequence: int, start: int, end: int) -> Span | None:
+        """The fine positions of characters [start, end) when they begin and end on fine word boundaries."""
+        first, last = encoding.char_to_word(start, sequence), encoding.char_to_word(end - 1, sequence)
+        if first is None or last is None:
+            return None
+        if encoding.word_to_chars(first, sequence)[0] != start or encoding.word_to_chars(last, sequence)[1] != end:
+            return None
+        return encoding.word_to_tokens(first, sequence)[0], encoding.word_to_tokens(last, sequence)[1]
 
     # -- assembly ---------------------------------------------------------------------------
     def _build(self, texts: list[str], encoding) -> AlignedExample:
         # read each Encoding property once: every access builds a new Python list
-        ids, tokens, types = encoding.ids, encoding.tokens, encoding.type_ids
-        offsets, word_ids, sequence_ids = encoding.offsets, encoding.word_ids, encoding.sequence_ids
+        ids, tokens, types, offsets = encoding.ids, encoding.tokens, encoding.type_ids, encoding.offsets
+        total = len(ids)
+        # the fine positions of each text: [CLS] A [SEP], or [CLS] A [SEP] B [SEP] (B has type 1)
+        ends = [total - 1] if len(texts) == 1 else [types.index(1) - 1, total - 1]
+        groups: list[tuple[int, int, str]] = []
+        for sequence, (text, end) in enumerate(zip(texts, ends, strict=True)):
+            start = 1 if sequence == 0 else ends[0] + 1
+            if end == start:
+                continue  # a text of no fine token
+            if self.lang == "en":
+                groups += self._phrase_groups(text, sequence, encoding, tokens[start:end])
+            else:
+                groups += self._word_groups(text, sequence, encoding)
+        fine_ids, fine_offsets = tuple(ids), tuple(offsets)
+        identity = _identity_align(total)
+        if not groups:  # one coarse token per fine token
+            return AlignedExample(
+                fine_ids=fine_ids,
+                coarse_ids=fine_ids,
+                align=identity,
+                fine_type=tuple(types),
+                coarse_type=tuple(types),
+                fine_offsets=fine_offsets,
+                coarse_offsets=fine_offsets,
+                fine_tokens=tuple(tokens),
+                coarse_tokens=tuple(tokens),
+            )
         coarse_ids: list[int] = []
         coarse_tokens: list[str] = []
         align: list[Span] = []
         coarse_type: list[int] = []
         coarse_offsets: list[Span] = []
-
-        def fallback(start: int, end: int) -> None:  # one coarse token per fine token
-            coarse_ids.extend(ids[start:end])
-            coarse_tokens.extend(tokens[start:end])
-            align.extend(zip(range(start, end), range(start + 1, end + 1), strict=True))
-            coarse_type.extend(types[start:end])
-            coarse_offsets.extend(offsets[start:end])
-
-        total, position = len(ids), 0
-        while position < total:
-            sequence = sequence_ids[position]
-            if sequence is None:  # [CLS] / [SEP]: one-to-one, offsets (0, 0)
-                fallback(position, position + 1)
-                position += 1
-                continue
-            end = position + 1
-            while end < total and sequence_ids[end] == sequence:
-                end += 1
-            # fine positions [position, end) hold text `sequence`; word k is [word_starts[k], word_starts[k+1])
-            word_starts = [p for p in range(position, end) if p == position or word_ids[p] != word_ids[p - 1]]
-            word_starts.append(end)
-            cursor = position
-            for first, last, unit in self._groups(texts[sequence], tokens, offsets, word_starts):
-                start, stop = word_starts[first], word_starts[last]
-                fallback(cursor, start)
-                coarse_ids.append(self.coarse_index[unit])
-                coarse_tokens.append(unit)
-                align.append((start, stop))
-                coarse_type.append(types[start])
-                coarse_offsets.append((offsets[start][0], offsets[stop - 1][1]))
-                cursor = stop
-            fallback(cursor, end)
-            position = end
+        cursor = 0
+        for start, stop, unit in groups:  # fine tokens before the unit one-to-one, then the unit
+            coarse_ids += ids[cursor:start]
+            coarse_ids.append(self.coarse_index[unit])
+            coarse_tokens += tokens[cursor:start]
+            coarse_tokens.append(unit)
+            align += identity[cursor:start]
+            align.append((start, stop))
+            coarse_type += types[cursor:start]
+            coarse_type.append(types[start])
+            coarse_offsets += offsets[cursor:start]
+            coarse_offsets.append((offsets[start][0], offsets[stop - 1][1]))
+            cursor = stop
+        coarse_ids += ids[cursor:]
+        coarse_tokens += tokens[cursor:]
+        align += identity[cursor:]
+        coarse_type += types[cursor:]
+        coarse_offsets += offsets[cursor:]
         return AlignedExample(
-            fine_ids=tuple(ids),
+            fine_ids=fine_ids,
             coarse_ids=tuple(coarse_ids),
             align=tuple(align),
             fine_type=tuple(types),
             coarse_type=tuple(coarse_type),
-            fine_offsets=tuple(offsets),
+            fine_offsets=fine_offsets,
             coarse_offsets=tuple(coarse_offsets),
             fine_tokens=tuple(tokens),
             coarse_tokens=tuple(coarse_tokens),
         )
+
+
+_IDENTITY: list[tuple[Span, ...]] = [()]
+
+
+def _identity_align(length: int) -> tuple[Span, ...]:
+    """((0, 1), (1, 2), ..., (length - 1, length)), from a cache grown on demand."""
+    if len(_IDENTITY[0]) < length:
+        _IDENTITY[0] = tuple(zip(range(2 * length), range(1, 2 * length + 1), strict=True))
+    return _IDENTITY[0][:length]
 
 
 def split_out_of_vocabulary(word: str, vocabulary) -> list[str]:
@@ -248,18 +294,6 @@ def split_out_of_vocabulary(word: str, vocabulary) -> list[str]:
         pieces.append(word[start : first_end[start]])
         start = first_end[start]
     return pieces
-
-
-def in_vocabulary_words(words: list[str], vocabulary) -> list[str]:
-    """The segmenter's words with every word of 2+ characters outside `vocabulary` split by
-    split_out_of_vocabulary (the same characters, in order)."""
-    result: list[str] = []
-    for word in words:
-        if len(word) > 1 and word not in vocabulary:
-            result.extend(split_out_of_vocabulary(word, vocabulary))
-        else:
-            result.append(word)
-    return result
 
 
 def coarse_segments(example: AlignedExample, text: str) -> list[str]:

@@ -8,6 +8,7 @@ BertPreTokenizer, the implementation Hugging Face's fast BERT tokenizers run).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 
@@ -30,35 +31,23 @@ def clean_text(text: str) -> str:
     return _CLEANER.normalize_str(text)
 
 
-def is_cjk_char(ch: str) -> bool:
-    """A CJK ideograph as BERT's _is_chinese_char defines it (the characters BERT isolates)."""
-    cp = ord(ch)
-    return (
-        0x4E00 <= cp <= 0x9FFF
-        or 0x3400 <= cp <= 0x4DBF
-        or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2B73F
-        or 0x2B740 <= cp <= 0x2B81F
-        or 0x2B820 <= cp <= 0x2CEAF
-        or 0xF900 <= cp <= 0xFAFF
-        or 0x2F800 <= cp <= 0x2FA1F
-    )
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+_CJK_RUN = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _CJK_RANGES) + "]+")
 
 
 def cjk_runs(text: str) -> list[tuple[int, int]]:
-    """Half-open character spans of the maximal runs of CJK ideographs in `text`."""
-    runs: list[tuple[int, int]] = []
-    start = None
-    for position, ch in enumerate(text):
-        if is_cjk_char(ch):
-            if start is None:
-                start = position
-        elif start is not None:
-            runs.append((start, position))
-            start = None
-    if start is not None:
-        runs.append((start, len(text)))
-    return runs
+    """Half-open character spans of the maximal runs of CJK ideographs in `text` (as BERT's
+    _is_chinese_char defines them: the characters BERT isolates)."""
+    return [match.span() for match in _CJK_RUN.finditer(text)]
 
 
 def basic_words(text: str) -> list[str]:

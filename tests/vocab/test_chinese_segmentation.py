@@ -1,4 +1,5 @@
-"""Chinese segmenters: lossless cuts, private jieba state, specs, clear errors, optional pkuseg."""
+"""Chinese segmenters: lossless cuts, private jieba state, thulac's bundled model, the ngram word model,
+specs, clear errors, optional pkuseg."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vocab.chinese_segmentation import Segmenter, SegmenterError, make_segmenter, segmenter_spec
+from vocab.chinese_segmentation import Segmenter, SegmenterError, format_word_model, make_segmenter, segmenter_spec
 
 HAS_PKUSEG = importlib.util.find_spec("pkuseg") is not None
 
@@ -52,9 +53,41 @@ def test_jieba_spec_and_private_user_dictionary(jieba_segmenter, tmp_path):
     assert "爱北京" not in jieba.lcut("我爱北京天安门")
 
 
+@pytest.fixture(scope="module")
+def thulac_segmenter():
+    return make_segmenter("thulac")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("我们在北京天安门中国人民经济发展 ,。！\t\nabc12Ａ😀")), max_size=40))
+def test_thulac_pieces_join_back_to_the_input(thulac_segmenter, text):
+    assert "".join(thulac_segmenter.cut(text)) == text
+
+
+def test_thulac_bundled_model_and_spec(thulac_segmenter):
+    assert thulac_segmenter.cut("我爱北京天安门  中国人民") == ["我", "爱", "北京", "天安门", "  ", "中国", "人民"]
+    assert segmenter_spec(thulac_segmenter) == {
+        "name": "thulac",
+        "version": "0.2.2",
+        "options": {"user_dict_sha256": None},
+    }
+
+
+def test_ngram_segmenter_decodes_the_most_probable_words(tmp_path):
+    model = tmp_path / "word_model.tsv"
+    model.write_text(format_word_model([("北京", 50), ("天安门", 20), ("天安", 1), ("门", 1), ("我", 30), ("爱", 20)]))
+    segmenter = make_segmenter("ngram", word_model=str(model))
+    assert segmenter.cut("我爱北京天安门") == ["我", "爱", "北京", "天安门"]
+    assert segmenter.cut("我爱东京 x") == ["我", "爱", "东", "京", " ", "x"]  # unseen characters stand alone
+    assert segmenter.cut("") == []
+    assert len(segmenter_spec(segmenter)["options"]["word_model_sha256"]) == 64
+    with pytest.raises(SegmenterError, match="needs its word model file"):
+        make_segmenter("ngram", word_model=str(tmp_path / "missing.tsv"))
+
+
 def test_clear_errors(tmp_path):
-    with pytest.raises(SegmenterError, match="unknown segmenter 'thulac'; expected one of"):
-        make_segmenter("thulac")
+    with pytest.raises(SegmenterError, match="unknown segmenter 'stanza'; expected one of"):
+        make_segmenter("stanza")
     with pytest.raises(SegmenterError, match=r"segmenter jieba has no option\(s\) \['model'\]"):
         make_segmenter("jieba", model="default")
     with pytest.raises(SegmenterError, match="segmenter user dictionary not found: .*nope.txt"):

@@ -15,7 +15,13 @@ from transformers import BertTokenizerFast, PreTrainedTokenizerFast
 
 from vocab.artifact import ArtifactError, read_vocab_lines
 from vocab.chinese_segmentation import SegmenterError, make_segmenter
-from vocab.multigrained import MultiGrainedTokenizer, coarse_segments
+from vocab.multigrained import (
+    AlignedExample,
+    MultiGrainedTokenizer,
+    Span,
+    coarse_segments,
+    split_out_of_vocabulary,
+)
 from vocab.normalization import basic_words, cjk_runs, clean_text, phrase_segments
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +58,128 @@ def references(en_artifact, zh_artifact):
         )
         for lang, artifact in (("en", en_artifact), ("zh", zh_artifact))
     }
+
+
+def in_vocabulary_words(words: list[str], vocabulary) -> list[str]:
+    """The segmenter's words with every word of 2+ characters outside `vocabulary` split by
+    split_out_of_vocabulary (the same characters, in order)."""
+    result: list[str] = []
+    for word in words:
+        if len(word) > 1 and word not in vocabulary:
+            result.extend(split_out_of_vocabulary(word, vocabulary))
+        else:
+            result.append(word)
+    return result
+
+
+class SlowReferenceTokenizer(MultiGrainedTokenizer):
+    """The coarse pass as it was before its rewrite for speed (one Python step per fine token),
+    kept to check that the fast one produces identical encodings."""
+
+    # -- coarse units -----------------------------------------------------------------------
+    def _groups(
+        self, text: str, tokens: list[str], offsets: list[Span], word_starts: list[int]
+    ) -> list[tuple[int, int, str]]:
+        """The coarse units that are one coarse token, as (first word, end word, token), in order;
+        every word outside them falls back to its fine pieces."""
+        if self.lang == "en":
+            return self._phrase_groups(text, tokens, word_starts)
+        return self._word_groups(text, offsets, word_starts)
+
+    def _phrase_groups(self, text: str, tokens: list[str], word_starts: list[int]) -> list[tuple[int, int, str]]:
+        if "[UNK]" in tokens[word_starts[0] : word_starts[-1]]:  # an [UNK] hides its word: normalize again
+            words = basic_words(text)
+            if len(words) != len(word_starts) - 1:
+                raise ArtifactError(
+                    f"the fine tokenizer and BERT normalization disagree on {text[:80]!r}: is "
+                    "fine/tokenizer.json the BERT uncased pipeline?"
+                )
+        else:  # a word is its pieces joined (WordPiece never splits elsewhere)
+            words = [
+                tokens[a] if b - a == 1 else tokens[a] + "".join(t[2:] for t in tokens[a + 1 : b])
+                for a, b in zip(word_starts, word_starts[1:], strict=False)
+            ]
+        # one call per text: phrases hold no punctuation word, so no match crosses punctuation
+        groups = [(start, end, " ".join(words[start:end])) for start, end in self.matcher.phrase_spans(words)]
+        return groups
+
+    def _word_groups(self, text: str, offsets: list[Span], word_starts: list[int]) -> list[tuple[int, int, str]]:
+        runs = cjk_runs(text)
+        if not runs:
+            return []
+        starts = {offsets[first][0]: index for index, first in enumerate(word_starts[:-1])}
+        ends = {offsets[following - 1][1]: index for index, following in enumerate(word_starts[1:])}
+        groups = []
+        for run_start, run_end in runs:
+            run = text[run_start:run_end]
+            words = self.segmenter.cut(run)
+            if "".join(words) != run:
+                raise SegmenterError(
+                    f"segmenter {self.segmenter.name} lost or changed characters of {run[:80]!r}: "
+                    "its pieces must join back to the input"
+                )
+            position = run_start
+            for word in in_vocabulary_words(words, self.coarse_index):
+                start, position = position, position + len(word)
+                if len(word) > 1:
+                    first, last = starts.get(start), ends.get(position)
+                    if first is not None and last is not None and first <= last:  # on fine word boundaries
+                        groups.append((first, last + 1, word))
+        return groups
+
+    def _build(self, texts: list[str], encoding) -> AlignedExample:
+        # read each Encoding property once: every access builds a new Python list
+        ids, tokens, types = encoding.ids, encoding.tokens, encoding.type_ids
+        offsets, word_ids, sequence_ids = encoding.offsets, encoding.word_ids, encoding.sequence_ids
+        coarse_ids: list[int] = []
+        coarse_tokens: list[str] = []
+        align: list[Span] = []
+        coarse_type: list[int] = []
+        coarse_offsets: list[Span] = []
+
+        def fallback(start: int, end: int) -> None:  # one coarse token per fine token
+            coarse_ids.extend(ids[start:end])
+            coarse_tokens.extend(tokens[start:end])
+            align.extend(zip(range(start, end), range(start + 1, end + 1), strict=True))
+            coarse_type.extend(types[start:end])
+            coarse_offsets.extend(offsets[start:end])
+
+        total, position = len(ids), 0
+        while position < total:
+            sequence = sequence_ids[position]
+            if sequence is None:  # [CLS] / [SEP]: one-to-one, offsets (0, 0)
+                fallback(position, position + 1)
+                position += 1
+                continue
+            end = position + 1
+            while end < total and sequence_ids[end] == sequence:
+                end += 1
+            # fine positions [position, end) hold text `sequence`; word k is [word_starts[k], word_starts[k+1])
+            word_starts = [p for p in range(position, end) if p == position or word_ids[p] != word_ids[p - 1]]
+            word_starts.append(end)
+            cursor = position
+            for first, last, unit in self._groups(texts[sequence], tokens, offsets, word_starts):
+                start, stop = word_starts[first], word_starts[last]
+                fallback(cursor, start)
+                coarse_ids.append(self.coarse_index[unit])
+                coarse_tokens.append(unit)
+                align.append((start, stop))
+                coarse_type.append(types[start])
+                coarse_offsets.append((offsets[start][0], offsets[stop - 1][1]))
+                cursor = stop
+            fallback(cursor, end)
+            position = end
+        return AlignedExample(
+            fine_ids=tuple(ids),
+            coarse_ids=tuple(coarse_ids),
+            align=tuple(align),
+            fine_type=tuple(types),
+            coarse_type=tuple(coarse_type),
+            fine_offsets=tuple(offsets),
+            coarse_offsets=tuple(coarse_offsets),
+            fine_tokens=tuple(tokens),
+            coarse_tokens=tuple(coarse_tokens),
+        )
 
 
 def test_bert_tokenizer_fast_vocab_file_pitfall(en_artifact):
@@ -94,7 +222,7 @@ def check_example(example, text, text_b=None):
 def reference_units(tokenizer, text: str) -> list[str]:
     """The coarse units that become one coarse token, straight from the rules: English phrases
     matched left to right in punctuation-free runs of BERT words; Chinese words of 2+ characters
-    in the coarse vocabulary, from the segmenter on CJK runs."""
+    in the coarse vocabulary, from the segmenter on CJK runs (out-of-vocabulary words split)."""
     if tokenizer.lang == "en":
         return [
             " ".join(run[a:b])
@@ -105,8 +233,8 @@ def reference_units(tokenizer, text: str) -> list[str]:
     return [
         word
         for a, b in cjk_runs(text)
-        for word in tokenizer.segmenter.cut(text[a:b])
-        if len(word) > 1 and word in tokenizer.coarse_index
+        for word in in_vocabulary_words(tokenizer.segmenter.cut(text[a:b]), tokenizer.coarse_index)
+        if len(word) > 1
     ]
 
 
@@ -188,9 +316,14 @@ mixed = st.text(
 )
 
 
+@pytest.fixture(scope="module")
+def slow_references(en, zh):
+    return {t.lang: SlowReferenceTokenizer(t.lang, t.fine, t.coarse_vocab, t.matcher, t.segmenter) for t in (en, zh)}
+
+
 @settings(max_examples=250, deadline=None)
 @given(mixed)
-def test_properties_and_hugging_face_equality(en, zh, references, text):
+def test_properties_and_hugging_face_equality(en, zh, references, slow_references, text):
     for lang, tokenizer in (("en", en), ("zh", zh)):
         example = tokenizer.encode(text)
         check_example(example, text)
@@ -198,16 +331,18 @@ def test_properties_and_hugging_face_equality(en, zh, references, text):
         assert list(example.fine_ids) == wordpiece.encode(text).ids
         assert list(example.fine_ids) == bert_fast(text)["input_ids"] == from_file(text)["input_ids"]
         assert tokenizer.encode_batch([text, "x"]) == [example, tokenizer.encode("x")]
+        assert example == slow_references[lang]._build([text], tokenizer.fine.encode(text))
         if not any(0x2B820 <= ord(ch) < 0x2B920 for ch in text):  # where tokenizers' CJK range differs
             assert grouped_units(example) == reference_units(tokenizer, text)
 
 
 @settings(max_examples=60, deadline=None)
 @given(mixed, mixed)
-def test_pairs_properties_and_hugging_face_equality(en, zh, references, text_a, text_b):
+def test_pairs_properties_and_hugging_face_equality(en, zh, references, slow_references, text_a, text_b):
     for lang, tokenizer in (("en", en), ("zh", zh)):
         example = tokenizer.encode_pair(text_a, text_b)
         check_example(example, text_a, text_b)
+        assert example == slow_references[lang]._build([text_a, text_b], tokenizer.fine.encode(text_a, text_b))
         reference = references[lang][0].encode(text_a, text_b)
         assert (list(example.fine_ids), list(example.fine_type)) == (reference.ids, reference.type_ids)
         if text_b:  # transformers encodes text_pair="" as no pair at all
@@ -242,6 +377,20 @@ def test_real_text(en, zh, references, lang, sample):
     assert multi > 0  # some phrases / words were found
 
 
+@pytest.mark.parametrize("lang,sample", SAMPLES)
+def test_the_fast_coarse_pass_encodes_as_the_slow_reference(en, zh, lang, sample):
+    tokenizer = {"en": en, "zh": zh}[lang]
+    slow = SlowReferenceTokenizer(
+        tokenizer.lang, tokenizer.fine, tokenizer.coarse_vocab, tokenizer.matcher, tokenizer.segmenter
+    )
+    lines = real_lines(sample, 300)
+    assert tokenizer.encode_batch(lines) == [slow._build([text], tokenizer.fine.encode(text)) for text in lines]
+    pairs = list(zip(lines[::2], lines[1::2], strict=False))
+    assert [tokenizer.encode_pair(a, b) for a, b in pairs] == [
+        slow._build([a, b], tokenizer.fine.encode(a, b)) for a, b in pairs
+    ]
+
+
 def test_a_different_segmenter_is_refused(zh_artifact, en_artifact):
     with pytest.raises(SegmenterError, match="built with jieba; refusing to tokenize with pkuseg"):
         MultiGrainedTokenizer.from_artifact(str(zh_artifact), segmenter="pkuseg")
@@ -266,6 +415,45 @@ def test_a_tampered_artifact_is_not_loaded(en_artifact, tmp_path):
         handle.write(b"extra\n")
     with pytest.raises(ArtifactError, match="coarse/vocab.txt does not match its sha256"):
         MultiGrainedTokenizer.from_artifact(str(copy))
+
+
+def test_out_of_vocabulary_words_split_into_vocabulary_words():
+    vocabulary = {"国家", "主席", "发表", "新年"}
+    assert split_out_of_vocabulary("国家主席", vocabulary) == ["国家", "主席"]
+    assert split_out_of_vocabulary("江泽民", vocabulary) == ["江", "泽", "民"]
+    assert split_out_of_vocabulary("ABC", {"AB", "BC"}) == ["AB", "C"]  # a tie keeps the longer first piece
+    assert split_out_of_vocabulary("ABCD", {"BC", "AB", "CD"}) == ["AB", "CD"]  # the fewest pieces
+    words = ["我们", "国家主席", "江泽民", "发表", "新年讲话"]
+    assert in_vocabulary_words(words, vocabulary | {"我们"}) == [
+        "我们",
+        "国家",
+        "主席",
+        "江",
+        "泽",
+        "民",
+        "发表",
+        "新年",
+        "讲",
+        "话",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("国家主席江泽民发表新年讲话")), max_size=12),
+    st.sets(st.text(alphabet=st.sampled_from(list("国家主席江泽民")), min_size=2, max_size=4)),
+)
+def test_the_split_never_loses_characters(word, vocabulary):
+    pieces = split_out_of_vocabulary(word, vocabulary)
+    assert "".join(pieces) == word
+    assert all(len(piece) == 1 or piece in vocabulary for piece in pieces)
+
+
+def test_an_out_of_vocabulary_word_keeps_alignment(zh):
+    text = "国家主席江泽民发表新年讲话，中国人民今天发展经济。"  # the segmenter's 国家主席 is not a coarse unit
+    example = zh.encode(text)
+    check_example(example, text)
+    assert "中国" in example.coarse_tokens and "".join(coarse_segments(example, text)) == text
 
 
 def test_edge_texts(en, zh):

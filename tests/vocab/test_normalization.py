@@ -7,7 +7,7 @@ import unicodedata
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vocab.normalization import basic_words, is_punctuation, phrase_segments
+from vocab.normalization import basic_words, cjk_runs, is_punctuation, phrase_segments
 
 
 def google_basic_tokenize(text: str) -> list[str]:
@@ -124,3 +124,32 @@ def test_phrase_segments_cut_at_punctuation():
     assert phrase_segments(words) == [["in", "new", "york"], ["the", "sky"], ["mostly"], ["is", "grey"]]
     assert is_punctuation("$") and is_punctuation("。") and not is_punctuation("a")
     assert not is_punctuation("..")
+
+
+def runs_char_by_char(text: str, is_cjk) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for position, ch in enumerate(text + "a"):
+        if is_cjk(ch) and start is None:
+            start = position
+        elif not is_cjk(ch) and start is not None:
+            runs.append((start, position))
+            start = None
+    return runs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.one_of(
+            st.sampled_from(
+                list("北京 a,\U00020000\U0002b81f\U0002b820\U0002ceaf\U0002ceb0\uf8ff\uf900\ufaff\ufb00\u4dc0")
+            ),
+            st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        ),
+        max_size=40,
+    )
+)
+def test_cjk_runs_are_the_characters_bert_isolates(text):
+    ranges = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F))
+    ranges += ((0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))  # BERT's _is_chinese_char
+    assert cjk_runs(text) == runs_char_by_char(text, lambda ch: any(low <= ord(ch) <= high for low, high in ranges))
