@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/bench_tokenize.py [--megabytes 10]
 
 English: MultiGrainedTokenizer.encode_batch (fine + coarse + alignment) vs Hugging Face
-BertTokenizerFast batch encoding of the same lines (fine only); target ratio >= 0.5.
+BertTokenizerFast batch encoding of the same lines (fine only); target ratio >= 0.7.
 Chinese: ours vs jieba.lcut + BertTokenizerFast + whole-word reference ids as in Hugging Face's
-run_chinese_ref.py (its LTP segmenter replaced by jieba); target >= 1.0.
+run_chinese_ref.py (its LTP segmenter replaced by jieba); target >= 1.3. The Chinese artifact uses
+jieba too (--segmenter jieba), so both sides pay for the same segmenter.
 Phrase segmentation alone (PhraseMatcher.phrase_spans, the tokenizer's call; one core); target >= 2 M words/s.
-Artifacts are built from the benchmark text itself with `build_vocab` (default options).
+Artifacts are built from the benchmark text itself with `build_vocab` (default options but the
+segmenter). Each figure is the best of --runs, ours and the reference interleaved.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def emit(**record) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--megabytes", type=float, default=10.0)
-    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
     import jieba
@@ -97,19 +99,28 @@ def main() -> None:
         for lang, files in (("en", EN_FILES), ("zh", ZH_FILES)):
             lines = take(files, args.megabytes, work / f"{lang}.txt")
             megabytes = sum(len(line.encode("utf-8")) + 1 for line in lines) / 1e6
-            build_vocab(VocabConfig(lang=lang, corpus=(str(work / f"{lang}.txt"),), out=str(work / lang)))
+            options = {"segmenter": "jieba"} if lang == "zh" else {}
+            build_vocab(VocabConfig(lang=lang, corpus=(str(work / f"{lang}.txt"),), out=str(work / lang), **options))
             ours = MultiGrainedTokenizer.from_artifact(str(work / lang))
             bert = BertTokenizerFast(tokenizer_file=str(work / lang / "fine" / "tokenizer.json"))
             assert bert(lines[:200])["input_ids"] == [list(e.fine_ids) for e in ours.encode_batch(lines[:200])]
-            ours_s = best_of(args.runs, lambda: ours.encode_batch(lines))  # noqa: B023
             if lang == "en":
                 reference = "BertTokenizerFast batch (fine only)"
-                reference_s = best_of(args.runs, lambda: bert(lines))  # noqa: B023
+
+                def run_reference():
+                    return bert(lines)  # noqa: B023
             else:
                 reference = "jieba.lcut + BertTokenizerFast + run_chinese_ref whole-word ids"
                 segmenter = jieba.Tokenizer()
                 segmenter.initialize()
-                reference_s = best_of(args.runs, lambda: chinese_reference(lines, bert, segmenter))  # noqa: B023
+
+                def run_reference():
+                    return chinese_reference(lines, bert, segmenter)  # noqa: B023
+
+            ours_s = reference_s = float("inf")
+            for _ in range(args.runs):  # interleaved: load on the machine hits both alike
+                ours_s = min(ours_s, best_of(1, lambda: ours.encode_batch(lines)))  # noqa: B023
+                reference_s = min(reference_s, best_of(1, run_reference))
             results[lang] = ours_s
             emit(
                 lang=lang,
@@ -119,7 +130,7 @@ def main() -> None:
                 reference=reference,
                 reference_mb_per_s=round(megabytes / reference_s, 2),
                 ratio=round(reference_s / ours_s, 3),
-                target=">= 0.5" if lang == "en" else ">= 1.0",
+                target=">= 0.7" if lang == "en" else ">= 1.3",
             )
             if lang == "en":  # the same dictionary on the benchmark text and on prose
                 austen = take(["en/austen.txt.gz"], 4, work / "austen.txt")

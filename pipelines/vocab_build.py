@@ -303,11 +303,11 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
             dictionary_name, segmenter = "phrases.tsv", None
             extra_files = {}
         else:
-            from vocab.chinese_segmentation import make_segmenter, segmenter_spec
+            from vocab.chinese_segmentation import describe_segmenter
 
             units, dictionary, dictionary_stats, used = chinese_dictionary(cfg, corpus_files, beam_args, work)
             dictionary_name = "words.tsv"
-            segmenter = segmenter_spec(make_segmenter(cfg.segmenter, **used["options"]))
+            segmenter = describe_segmenter(cfg.segmenter, **used["options"])
             extra_files = used["files"]
         options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "corpus")}
         created_from = {"corpus": corpus_fingerprints(corpus_files), "options": options}

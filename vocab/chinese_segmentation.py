@@ -55,12 +55,16 @@ class JiebaSegmenter:
 
         jieba.setLogLevel(logging.WARNING)
         self.version = importlib.metadata.version("jieba")
-        self.options = {"hmm": bool(hmm), "user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
+        self.options = self.spec_options(user_dict, hmm)
         self._tokenizer = jieba.Tokenizer()
         self._tokenizer.initialize()
         if user_dict:
             self._tokenizer.load_userdict(user_dict)
         self._hmm = bool(hmm)
+
+    @staticmethod
+    def spec_options(user_dict: str | None = None, hmm: bool = True) -> dict:
+        return {"hmm": bool(hmm), "user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
 
     def cut(self, text: str) -> list[str]:
         return list(self._tokenizer.cut(text, HMM=self._hmm))
@@ -109,11 +113,15 @@ class PkusegSegmenter:
                 "source distribution, which ships the model"
             )
         self.version = importlib.metadata.version("pkuseg")
-        self.options = {"model": model, "user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
+        self.options = self.spec_options(user_dict, model)
         try:
             self._segmenter = pkuseg.pkuseg(model_name=model, user_dict=user_dict or "default")
         except OSError as error:  # a missing model file, or any attempt to reach the network
             raise SegmenterError(f"pkuseg could not load its bundled default model from {bundled}: {error}") from error
+
+    @staticmethod
+    def spec_options(user_dict: str | None = None, model: str = "default") -> dict:
+        return {"model": model, "user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
 
     def cut(self, text: str) -> list[str]:
         return cut_between_whitespace(text, self._segmenter.cut)  # pkuseg drops whitespace
@@ -128,9 +136,13 @@ class ThulacSegmenter:
         import thulac
 
         self.version = importlib.metadata.version("thulac")
-        self.options = {"user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
+        self.options = self.spec_options(user_dict)
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Model loaded succeed"
             self._segmenter = thulac.thulac(user_dict=user_dict, seg_only=True)
+
+    @staticmethod
+    def spec_options(user_dict: str | None = None) -> dict:
+        return {"user_dict_sha256": _file_sha256(user_dict) if user_dict else None}
 
     def _cut(self, part: str) -> list[str]:
         return [word for word, _tag in self._segmenter.cut(part)]
@@ -147,10 +159,15 @@ class NgramSegmenter:
     by another segmenter and stores it in the artifact (segmenter/word_model.tsv)."""
 
     name = "ngram"
+    VERSION = "1"
+
+    @staticmethod
+    def spec_options(word_model: str) -> dict:
+        return {"word_model_sha256": _file_sha256(word_model, "word model")}
 
     def __init__(self, word_model: str):
-        self.version = "1"
-        self.options = {"word_model_sha256": _file_sha256(word_model, "word model")}
+        self.version = self.VERSION
+        self.options = self.spec_options(word_model)
         counts = dict(read_word_model(word_model))
         total = sum(counts.values()) or 1
         self._log_probability = {word: math.log(count / total) for word, count in counts.items()}
@@ -206,6 +223,26 @@ SEGMENTER_FILES = {"user_dict": "segmenter/user_dict.txt", "word_model": "segmen
 def make_segmenter(name: str, **options) -> Segmenter:
     """A segmenter by name: thulac (option user_dict), jieba (user_dict, hmm), pkuseg (user_dict,
     model) or ngram (word_model, a file)."""
+    _check_options(name, options)
+    return SEGMENTERS[name](**options)
+
+
+def describe_segmenter(name: str, **options) -> dict:
+    """segmenter_spec(make_segmenter(name, **options)) without loading the segmenter's model."""
+    _check_options(name, options)
+    if name == "ngram":
+        version = NgramSegmenter.VERSION
+    else:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError as error:
+            raise SegmenterError(
+                f"segmenter {name} is not installed (see README: Chinese word segmentation)"
+            ) from error
+    return {"name": name, "version": version, "options": SEGMENTERS[name].spec_options(**options)}
+
+
+def _check_options(name: str, options: dict) -> None:
     if name not in SEGMENTERS:
         raise SegmenterError(f"unknown segmenter {name!r}; expected one of {sorted(SEGMENTERS)}")
     unknown = sorted(set(options) - set(SEGMENTER_OPTIONS[name]))
@@ -219,7 +256,6 @@ def make_segmenter(name: str, **options) -> Segmenter:
             f"the ngram segmenter needs its word model file (word_model), not found: {options.get('word_model')}; "
             "it is built by `ambert vocab build --segmenter ngram` and loaded from the artifact"
         )
-    return SEGMENTERS[name](**options)
 
 
 def segmenter_spec(segmenter: Segmenter) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
 
 from tokenizers import Tokenizer
 
@@ -176,20 +178,26 @@ class MultiGrainedTokenizer:
                 and last_word - first_word == last_token - first_token == run_end - run_start - 1
             )
             position = run_start
+            shift = first_token - run_start if one_to_one else 0  # fine position = character + shift
             for word in words:
-                if len(word) == 1:
+                length = len(word)
+                if length == 1:
                     position += 1
-                    continue
-                for unit in (word,) if word in vocabulary else split_out_of_vocabulary(word, vocabulary):
-                    start, position = position, position + len(unit)
-                    if len(unit) == 1:
-                        continue
-                    if one_to_one:
-                        groups.append((first_token + start - run_start, first_token + position - run_start, unit))
-                        continue
-                    span = self._word_span(encoding, sequence, start, position)
-                    if span is not None:
-                        groups.append((*span, unit))
+                elif word in vocabulary and one_to_one:
+                    groups.append((position + shift, position + shift + length, word))
+                    position += length
+                else:
+                    for unit in split_out_of_vocabulary(word, vocabulary) if word not in vocabulary else (word,):
+                        start, position = position, position + len(unit)
+                        if len(unit) == 1:
+                            continue
+                        span = (
+                            (start + shift, position + shift)
+                            if one_to_one
+                            else self._word_span(encoding, sequence, start, position)
+                        )
+                        if span is not None:
+                            groups.append((*span, unit))
         return groups
 
     @staticmethod
@@ -232,35 +240,25 @@ class MultiGrainedTokenizer:
                 fine_tokens=tuple(tokens),
                 coarse_tokens=tuple(tokens),
             )
-        coarse_ids: list[int] = []
-        coarse_tokens: list[str] = []
-        align: list[Span] = []
-        coarse_type: list[int] = []
-        coarse_offsets: list[Span] = []
-        cursor = 0
-        for start, stop, unit in groups:  # fine tokens before the unit one-to-one, then the unit
-            coarse_ids += ids[cursor:start]
-            coarse_ids.append(self.coarse_index[unit])
-            coarse_tokens += tokens[cursor:start]
-            coarse_tokens.append(unit)
-            align += identity[cursor:start]
-            align.append((start, stop))
-            coarse_type += types[cursor:start]
-            coarse_type.append(types[start])
-            coarse_offsets += offsets[cursor:start]
-            coarse_offsets.append((offsets[start][0], offsets[stop - 1][1]))
-            cursor = stop
-        coarse_ids += ids[cursor:]
-        coarse_tokens += tokens[cursor:]
-        align += identity[cursor:]
-        coarse_type += types[cursor:]
-        coarse_offsets += offsets[cursor:]
+        # coarse token j starts at fine position firsts[j]: every position but those inside a unit
+        starts_coarse = [True] * total
+        for start, stop, _unit in groups:
+            starts_coarse[start + 1 : stop] = [False] * (stop - start - 1)
+        firsts = list(compress(range(total), starts_coarse))
+        pick = itemgetter(*firsts)  # len(firsts) >= 2: [CLS] and [SEP] start tokens of their own
+        coarse_ids, coarse_tokens, coarse_offsets = list(pick(ids)), list(pick(tokens)), list(pick(offsets))
+        inside = 0  # fine positions inside the units so far: unit k is coarse token start - inside
+        for start, stop, unit in groups:
+            j = start - inside
+            coarse_ids[j], coarse_tokens[j] = self.coarse_index[unit], unit
+            coarse_offsets[j] = (offsets[start][0], offsets[stop - 1][1])
+            inside += stop - start - 1
         return AlignedExample(
             fine_ids=fine_ids,
             coarse_ids=tuple(coarse_ids),
-            align=tuple(align),
+            align=tuple(zip(firsts, firsts[1:] + [total], strict=True)),
             fine_type=tuple(types),
-            coarse_type=tuple(coarse_type),
+            coarse_type=pick(types),
             fine_offsets=fine_offsets,
             coarse_offsets=tuple(coarse_offsets),
             fine_tokens=tuple(tokens),

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vocab.chinese_segmentation import Segmenter, SegmenterError, format_word_model, make_segmenter, segmenter_spec
+from vocab.chinese_segmentation import (
+    Segmenter,
+    SegmenterError,
+    describe_segmenter,
+    format_word_model,
+    make_segmenter,
+    segmenter_spec,
+)
 
 HAS_PKUSEG = importlib.util.find_spec("pkuseg") is not None
 
@@ -83,6 +90,18 @@ def test_ngram_segmenter_decodes_the_most_probable_words(tmp_path):
     assert len(segmenter_spec(segmenter)["options"]["word_model_sha256"]) == 64
     with pytest.raises(SegmenterError, match="needs its word model file"):
         make_segmenter("ngram", word_model=str(tmp_path / "missing.tsv"))
+
+
+def test_specs_are_known_without_loading_a_model(jieba_segmenter, thulac_segmenter, tmp_path):
+    assert describe_segmenter("jieba") == segmenter_spec(jieba_segmenter)
+    assert describe_segmenter("thulac") == segmenter_spec(thulac_segmenter)
+    model = tmp_path / "word_model.tsv"
+    model.write_text(format_word_model([("北京", 5)]))
+    assert describe_segmenter("ngram", word_model=str(model)) == segmenter_spec(
+        make_segmenter("ngram", word_model=str(model))
+    )
+    if HAS_PKUSEG:
+        assert describe_segmenter("pkuseg") == segmenter_spec(make_segmenter("pkuseg"))
 
 
 def test_clear_errors(tmp_path):
