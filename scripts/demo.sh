@@ -13,7 +13,7 @@ echo "Top phrases (phrase, n, count, score):"
 head -n 10 "$out/phrases/phrases.tsv" | column -t -s $'\t'
 
 echo
-echo "== 2/7 Vocab artifacts: English (words + phrases) and Chinese (characters + jieba words)"
+echo "== 2/7 Vocab artifacts: English (words + phrases) and Chinese (characters + THULAC words)"
 "$bin/ambert" vocab build --lang en --corpus data/en --out "$out/vocab-en" --phrases "$out/phrases/phrases.tsv"
 "$bin/ambert" vocab build --lang zh --corpus data/zh --out "$out/vocab-zh" "${beam_two_workers[@]}"
 
