@@ -19,7 +19,6 @@ never chosen.
 from __future__ import annotations
 
 import bisect
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import numpy as np
 from trainer.batch import IGNORE
 from trainer.masking import MaskingSpec, SpecialIds, stable_seed
 from vocab.aligned_codec import ShardExample
-from vocab.artifact import read_vocab_lines
+from vocab.artifact import read_artifact, read_vocab_lines
 from vocab.similar_words import SimilarWordTable, word_units
 
 NGRAM_PROBS = (0.4, 0.3, 0.2, 0.1)  # n = 1, 2, 3, 4 words (MacBERT, PERT)
@@ -69,8 +68,7 @@ class UnitRules:
 
     @classmethod
     def from_artifact(cls, artifact_dir: str, mask_prob: float = 0.15, tie_coarse: bool = True) -> UnitRules:
-        with open(os.path.join(artifact_dir, "artifact.json"), encoding="utf-8") as handle:
-            lang = json.load(handle)["lang"]
+        lang = read_artifact(artifact_dir)["lang"]
         fine_vocab = read_vocab_lines(os.path.join(artifact_dir, "fine", "vocab.txt"))
         return cls(
             spec=MaskingSpec.from_artifact(artifact_dir, mask_prob),

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.vocab.conftest import build_en, build_zh
 from trainer.batch import IGNORE
 from trainer.masking import MaskingSpec, SpecialIds, example_rng
 from trainer.masking_strategies import (
@@ -26,8 +27,10 @@ from trainer.masking_strategies import (
     permute_chosen,
     random_word,
     sentence_order,
+    units,
 )
 from vocab.aligned_codec import ShardExample, alignment_faults
+from vocab.multigrained import MultiGrainedTokenizer
 from vocab.similar_words import SimilarWordTable
 
 PAD, UNK, CLS, SEP, MASK = 0, 1, 2, 3, 4
@@ -320,3 +323,51 @@ def test_random_words_differ_from_the_original_even_without_another_of_their_sha
         )
         fine, _ = random_word(table, (9,), 1, rng)
         assert fine.tolist() != [9] and fine[0] in WHOLE
+
+
+def as_shard_example(aligned, key: str = "k") -> ShardExample:
+    arrays = {name: np.asarray(getattr(aligned, name)) for name in ("fine_ids", "coarse_ids", "align")}
+    return ShardExample(
+        key=key,
+        doc_id="d",
+        fine_type=np.asarray(aligned.fine_type, dtype=np.uint8),
+        coarse_type=np.asarray(aligned.coarse_type, dtype=np.uint8),
+        fine_offsets=np.asarray(aligned.fine_offsets),
+        coarse_offsets=np.asarray(aligned.coarse_offsets),
+        **arrays,
+    )
+
+
+def test_words_of_real_artifacts(tmp_path):
+    build_en(tmp_path / "en")
+    build_zh(tmp_path / "zh")
+    english = MultiGrainedTokenizer.from_artifact(str(tmp_path / "en"))
+    example = as_shard_example(english.encode("The unaffable man loves New York ice cream, at least."))
+    tokens = english.encode("The unaffable man loves New York ice cream, at least.").fine_tokens
+
+    def words(rules: UnitRules) -> list[str]:
+        fine, _, candidate = units(example, rules, "word")
+        return [" ".join(tokens[a:b]) for (a, b), keep in zip(fine.tolist(), candidate, strict=True) if keep]
+
+    untied = UnitRules.from_artifact(str(tmp_path / "en"), tie_coarse=False)
+    assert not untied.words_from_coarse and words(untied)[:6] == [
+        "the",
+        "una ##ffa ##ble",
+        "man",
+        "loves",
+        "new",
+        "york",
+    ]
+    tied = UnitRules.from_artifact(str(tmp_path / "en"))
+    assert words(tied)[:8] == ["the", "una ##ffa ##ble", "man", "loves", "new york", "ice cream", ",", "at least"]
+    chinese = MultiGrainedTokenizer.from_artifact(str(tmp_path / "zh"))
+    aligned = chinese.encode("我们在北京发展经济")
+    rules = UnitRules.from_artifact(str(tmp_path / "zh"), tie_coarse=False)
+    fine, _, _ = units(as_shard_example(aligned), rules, "word")
+    assert rules.words_from_coarse and ["".join(aligned.fine_tokens[a:b]) for a, b in fine.tolist()][1:-1] == [
+        "我们",
+        "在",
+        "北京",
+        "发展",
+        "经济",
+    ]
