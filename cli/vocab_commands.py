@@ -49,6 +49,12 @@ def build(
             help="en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
         ),
     ] = None,
+    similar_words: Annotated[
+        int, typer.Option(help="Add similar.tsv: up to K similar words per word, from the corpus (0: none).")
+    ] = 0,
+    similar_words_file: Annotated[
+        str | None, typer.Option(help="Add this similar.tsv (word<TAB>similar<TAB>score lines) instead.")
+    ] = None,
 ):
     """Build a vocab artifact: fine + coarse vocabularies, the dictionary, stats (coarse ratio).
 
@@ -59,6 +65,7 @@ def build(
     from pipelines.vocab_build import VocabConfig, build_vocab
     from vocab.artifact import ArtifactError
     from vocab.chinese_segmentation import SegmenterError
+    from vocab.similar_words import SimilarWordsError
 
     try:
         cfg = VocabConfig(
@@ -76,13 +83,15 @@ def build(
             user_dict=user_dict,
             kenlm_memory=kenlm_memory,
             kenlm_temp_dir=kenlm_temp_dir,
+            similar_words=similar_words,
+            similar_words_file=similar_words_file,
         )
     except ValueError as error:
         fail(str(error))
     try:
         with progress(f"[bold]ambert vocab build[/] ({lang}): running the Beam pipelines…"):
             artifact = build_vocab(cfg, beam_flags(ctx))
-    except (CorpusError, KenLMError, ArtifactError, SegmenterError) as error:
+    except (CorpusError, KenLMError, ArtifactError, SegmenterError, SimilarWordsError) as error:
         fail(str(error))
     _print_info(cfg.out, artifact)
 
@@ -119,7 +128,7 @@ def pull(
 
 @vocab_app.command("info")
 def info(directory: Annotated[str, typer.Argument(help="An artifact directory.")]):
-    """Print an artifact's summary: id, language, sizes, segmenter, coarse ratio."""
+    """Print an artifact's summary: id, language, sizes, segmenter, coarse ratio, a sample of similar words."""
     from vocab.artifact import ArtifactError, read_artifact
 
     try:
@@ -141,7 +150,25 @@ def _print_info(directory: str, artifact: dict) -> None:
     if "corpus" in stats:
         ratio, paper = stats["corpus"]["coarse_ratio"], stats["paper_coarse_ratio"]
         table.add_row("coarse ratio", f"{ratio:.1%} (paper {paper:.1%})")
+    _add_similar_words(table, directory, artifact)
     console.print(table)
+
+
+def _add_similar_words(table, directory: str, artifact: dict, sample: int = 5, shown: int = 5) -> None:
+    """The table's size and the neighbours of its `sample` most frequent words with a letter (not punctuation)."""
+    import os
+
+    from vocab.artifact import SIMILAR_WORDS_FILE
+    from vocab.similar_words import read_similar_tsv
+
+    if SIMILAR_WORDS_FILE not in artifact["files"]:
+        return
+    entries = read_similar_tsv(os.path.join(directory, SIMILAR_WORDS_FILE))
+    source = artifact.get("stats", {}).get("similar_words", {}).get("source", "?")
+    table.add_row("similar words", f"{len(entries):,} words ({source})")
+    words = [(word, similar) for word, similar in entries if any(character.isalpha() for character in word)]
+    for word, similar in words[:sample]:
+        table.add_row(f"  {word}", ", ".join(f"{other} {score:.2f}" for other, score in similar[:shown]))
 
 
 def tokenize(

@@ -2,14 +2,16 @@
 
     ambert vocab build --lang en --corpus data/en --out out/vocab-en [--phrases FILE]
     ambert vocab build --lang zh --corpus data/zh --out out/vocab-zh [--max-words N] [--segmenter ngram]
+        [--similar-words K]
 
 Fine vocabulary: the bundled BERT vocabulary of the language, a given file, or WordPiece
 trained with `tokenizers`. Coarse vocabulary: the fine one plus English phrases (the phrases
 pipeline on the same corpus, or --phrases) or the most frequent Chinese words (counted on Beam
 with the segmenter loaded once per worker; `--segmenter ngram` first estimates its word model from
 another segmenter's words, and the artifact stores it). A second Beam pass tokenizes the corpus with the
-new vocabulary to measure the coarse ratio, which goes into stats.json. Nothing that varies
-between identical builds (timings, runner flags) goes into the artifact: same inputs and
+new vocabulary to measure the coarse ratio, which goes into stats.json; with --similar-words K a
+third (pipelines/similar_words.py) adds similar.tsv (or --similar-words-file FILE). Nothing that
+varies between identical builds (timings, runner flags) goes into the artifact: same inputs and
 options give byte-identical artifacts on any runner.
 """
 
@@ -30,10 +32,12 @@ from pipelines.accounting import WriteCounters, counter
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import expand_corpus_paths, read_bytes, read_lines, write_atomically
 from pipelines.runner import beam_pipeline
+from pipelines.similar_words import similar_words_table
 from pipelines.word_counts import CountWords
 from vocab.artifact import read_vocab_lines
 from vocab.chinese_segmentation import DEFAULT_SEGMENTER, SEGMENTER_FILES, SEGMENTERS, format_word_model
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases, read_phrase_tsv
+from vocab.similar_words import read_similar_tsv
 from vocab.word_dictionary import format_word_tsv, rank_words
 
 BUNDLED_FINE_VOCABS = {
@@ -85,6 +89,12 @@ class VocabConfig:
             "help": "en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
         },
     )
+    similar_words: int = field(
+        default=0, metadata={"help": "Add similar.tsv: up to K similar words per word, from the corpus (0: none)."}
+    )
+    similar_words_file: str | None = field(
+        default=None, metadata={"help": "Add this similar.tsv (word<TAB>similar<TAB>score lines) instead."}
+    )
 
     def __post_init__(self):
         if self.lang not in ("en", "zh"):
@@ -104,6 +114,12 @@ class VocabConfig:
             raise ValueError(
                 f"--ngram-initial-segmenter must be one of {choices}, got {self.ngram_initial_segmenter!r}"
             )
+        if self.similar_words < 0:
+            raise ValueError(f"--similar-words must be 0 (none) or a number of words, got {self.similar_words}")
+        if self.similar_words and self.similar_words_file:
+            raise ValueError("give --similar-words K (computed from the corpus) or --similar-words-file, not both")
+        if self.similar_words_file and not os.path.isfile(self.similar_words_file):
+            raise ValueError(f"similar-word table not found: {self.similar_words_file}")
 
     @property
     def effective_min_count(self) -> int:
@@ -295,6 +311,7 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
 
     beam_args = list(beam_args or [])
     corpus_files = expand_corpus_paths(list(cfg.corpus))
+    user_similar = read_similar_tsv(cfg.similar_words_file) if cfg.similar_words_file else None  # format errors first
     work = tempfile.mkdtemp(prefix="ambert-vocab-")
     try:
         fine = fine_vocab_lines(cfg, corpus_files)
@@ -326,6 +343,9 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
         provisional = f"{work}/provisional"
         write_artifact(provisional, stats={}, **artifact_args)
         ratio = measure_coarse_ratio(provisional, corpus_files, beam_args, work)
+        similar, similar_stats = similar_words_table(
+            provisional, corpus_files, cfg.similar_words, user_similar, cfg.similar_words_file, beam_args, work
+        )
         stats = {
             "corpus": ratio,
             "paper_coarse_ratio": {"en": 0.131, "zh": 0.515}[cfg.lang],
@@ -338,7 +358,9 @@ def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:
             # only what the same inputs always reproduce: no timings, runner flags or paths
             "dictionary": {k: v for k, v in dictionary_stats.items() if k not in ("timings_seconds", "options")},
         }
-        write_artifact(cfg.out, stats=stats, **artifact_args)
+        if similar_stats is not None:
+            stats["similar_words"] = similar_stats
+        write_artifact(cfg.out, stats=stats, similar_words_bytes=similar, **artifact_args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return read_artifact(cfg.out)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 SCHEMA_VERSION = 1
 SPECIAL_TOKENS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 DICTIONARY_FILES = {"en": "phrases.tsv", "zh": "words.tsv"}
+SIMILAR_WORDS_FILE = "similar.tsv"  # optional: MacBERT's similar words (vocab/similar_words.py), hashed like the rest
 NOT_IN_ID = ("stats.json",)
 _ID = re.compile(r"[0-9a-f]{64}")
 
@@ -99,11 +100,13 @@ def write_artifact(
     created_from: dict,
     stats: dict,
     extra_files: dict[str, bytes] | None = None,
+    similar_words_bytes: bytes | None = None,
 ) -> str:
     """Write the artifact directory atomically; returns its id. Coarse vocab = fine + new units.
 
     `out_dir` must be absent, empty or hold an artifact (which is replaced); `extra_files` (e.g.
-    segmenter/user_dict.txt) are stored and hashed like the others.
+    segmenter/user_dict.txt) and the similar-word table (similar.tsv, when given) are stored and
+    hashed like the others, so they are part of the id.
     """
     if lang not in DICTIONARY_FILES:
         raise ArtifactError(f"lang must be one of {sorted(DICTIONARY_FILES)}, got {lang!r}")
@@ -124,6 +127,8 @@ def write_artifact(
         dictionary_file_name: dictionary_bytes,
         "stats.json": json.dumps(stats, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"),
     }
+    if similar_words_bytes is not None:
+        contents[SIMILAR_WORDS_FILE] = similar_words_bytes
     for path, data in (extra_files or {}).items():
         _check_relative_path(path, "extra_files")
         if path in contents or path == "artifact.json":

@@ -5,6 +5,8 @@
 zh_sentiment_*: the first 2,000 / 500 / 500 rows of the train / dev / test files (already ordered by sha256 of
 the text there, so a head is a uniform sample). en_reuters_grain_*: both ModApte files pooled, exact duplicate
 texts dropped, split by sha256(text) mod 6 (0-3 train, 4 dev, 5 test) and ordered by that hash.
+en_grain_balanced_*: each en_reuters_grain split's "grain" rows and as many other rows (the first in hash order),
+ordered by that hash: a task whose majority class is 50%.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def reuters_splits(rows: list[str]) -> dict[str, list[str]]:
     return splits
 
 
+def balanced(rows: list[str]) -> list[str]:
+    """All label-1 rows and as many label-0 rows (the first in hash order), ordered by the hash."""
+    positive = [row for row in rows if row.startswith("1\t")]
+    negative = [row for row in rows if row.startswith("0\t")][: len(positive)]
+    return sorted(positive + negative, key=text_hash)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "labeled")
@@ -64,6 +73,8 @@ def main() -> None:
     for split, rows in splits.items():
         write_rows(args.out / f"en_reuters_grain_{split}.tsv.gz", rows)
         print(f"en_reuters_grain_{split}.tsv.gz: {len(rows)} rows")
+        write_rows(args.out / f"en_grain_balanced_{split}.tsv.gz", balanced(rows))
+        print(f"en_grain_balanced_{split}.tsv.gz: {len(balanced(rows))} rows")
 
 
 if __name__ == "__main__":
