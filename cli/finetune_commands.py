@@ -42,9 +42,9 @@ def finetune(
     if task not in ("classify", "span"):
         fail(f"--task {task!r} is not one of classify, span")
     from trainer.checkpoint import CheckpointError
-    from trainer.finetune import FinetuneConfig, finetune_classifier
-    from trainer.labeled_data import LabeledDataError
-    from trainer.span import SquadError
+    from trainer.finetune.loop import FinetuneConfig, finetune_classifier
+    from trainer.finetune.readers import LabeledDataError
+    from trainer.finetune.span_windows import SquadError
 
     tuning = FinetuneConfig(
         task=task,
@@ -59,7 +59,7 @@ def finetune(
         max_answer_len=max_answer_len,
     )
     if task == "span":
-        from trainer.span_finetune import finetune_span
+        from trainer.finetune.span import finetune_span
 
         try:
             record = finetune_span(
@@ -113,8 +113,8 @@ def evaluate(
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
 ):
     """Accuracy, macro-F1 and a confusion matrix of a fine-tuned classifier on a labeled file."""
-    from trainer.finetune import evaluate_classifier
-    from trainer.labeled_data import LabeledDataError
+    from trainer.finetune.loop import evaluate_classifier
+    from trainer.finetune.readers import LabeledDataError
 
     target = png or os.path.join(model, "confusion-eval.png")
     try:
@@ -151,11 +151,11 @@ def ablation(
     ] = None,
 ):
     """The paper's ablation at small scale: tiny pre-training of each variant, fine-tuning, mean ± std over seeds."""
-    from trainer.ablation import Language, run_ablation
     from trainer.checkpoint import CheckpointError
     from trainer.config import ConfigError
-    from trainer.finetune import FinetuneConfig
-    from trainer.labeled_data import LabeledDataError
+    from trainer.finetune.ablation import Language, run_ablation
+    from trainer.finetune.loop import FinetuneConfig
+    from trainer.finetune.readers import LabeledDataError
     from trainer.train import TrainError
     from vocab.shard_set import ShardSetError
 
@@ -187,7 +187,7 @@ def ablation(
         )
     except (CheckpointError, ConfigError, LabeledDataError, ShardSetError, TrainError, ValueError, OSError) as error:
         fail(str(error))
-    from trainer.ablation import results_markdown
+    from trainer.finetune.ablation import results_markdown
 
     console.print(results_markdown(results), highlight=False, markup=False)
     console.print(f"[bold]ambert ablation[/]: {out}/results.md, results.png, results.json", highlight=False)

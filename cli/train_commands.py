@@ -156,7 +156,7 @@ def export(
     if format != "hf":
         fail(f"--format {format!r} is not supported; use --format hf")
     from trainer.checkpoint import CheckpointError, load_run_model
-    from trainer.finetune import FINETUNE_JSON, export_hf_classifier
+    from trainer.finetune.loop import FINETUNE_JSON, export_hf_classifier
     from trainer.hf_interop import export_hf
 
     try:

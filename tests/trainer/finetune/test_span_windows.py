@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainer.span import (
+from trainer.finetune.span_windows import (
     SquadError,
     answer_positions,
     best_spans,
@@ -23,7 +23,7 @@ from trainer.span import (
 )
 from vocab.aligned_codec import alignment_faults
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "squad_sample.json"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "squad_sample.json"
 
 
 EXAMPLES = read_squad(str(SAMPLE))

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainer.labeled_data import LabeledDataError, LabeledExample, encode_labeled, label_vocabulary, read_labeled
+from trainer.finetune.readers import LabeledDataError, LabeledExample, encode_labeled, label_vocabulary, read_labeled
 from vocab.aligned_codec import alignment_faults
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 LABELED = REPO / "data" / "labeled"
 
 

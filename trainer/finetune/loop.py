@@ -194,7 +194,7 @@ def finetune_classifier(
     """
     from trainer.checkpoint import load_weights, locate_run
     from trainer.config import read_config
-    from trainer.labeled_data import encode_labeled, label_vocabulary, read_labeled
+    from trainer.finetune.readers import encode_labeled, label_vocabulary, read_labeled
     from trainer.masking import MaskingSpec, pad_examples
     from trainer.model import AmbertModel, parameter_groups
     from trainer.train import lr_lambda
@@ -279,7 +279,7 @@ def finetune_classifier(
 
 
 def score_predictions(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
-    from trainer.metrics import classification_report
+    from trainer.finetune.metrics import classification_report
 
     return classification_report([labels[i] for i in gold], [labels[i] for i in predicted], labels)
 
@@ -287,7 +287,7 @@ def score_predictions(gold: list[int], predicted: list[int], labels: list[str]) 
 def _plot_confusion(scores: dict, labels: list[str], path: str, title: str) -> None:
     import numpy as np
 
-    from trainer.metrics import plot_confusion_matrix
+    from trainer.finetune.metrics import plot_confusion_matrix
 
     plot_confusion_matrix(np.asarray(scores["confusion"]), labels, path, title)
 
@@ -296,7 +296,7 @@ def evaluate_classifier(
     directory: str, data_path: str, predict_from: str | None = None, png_path: str | None = None
 ) -> dict:
     """Scores of a fine-tuned classifier on a labeled file (accuracy, macro-F1, confusion matrix PNG)."""
-    from trainer.labeled_data import encode_labeled, read_labeled
+    from trainer.finetune.readers import encode_labeled, read_labeled
     from trainer.masking import MaskingSpec
     from vocab.multigrained import MultiGrainedTokenizer
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trainer.metrics import accuracy, classification_report, confusion_matrix, macro_f1, plot_confusion_matrix
+from trainer.finetune.metrics import accuracy, classification_report, confusion_matrix, macro_f1, plot_confusion_matrix
 
 GOLD = ["a", "a", "a", "b", "b", "c"]
 PRED = ["a", "a", "b", "b", "c", "c"]

@@ -2,7 +2,7 @@
 
 Each fine token is represented by its own hidden state concatenated with that of the coarse token covering it
 (paper, section 3); start/end heads score every window position; long contexts are cut into windows with a stride
-(trainer/span.py), and answers come back as character spans of the context through the token offsets.
+(trainer/finetune/span_windows.py), and answers come back as character spans of the context through the token offsets.
 Single-sided variants use their one side (bert-coarse: the covering coarse token's state at each fine position).
 """
 
@@ -54,7 +54,7 @@ class SpanExtractor(nn.Module):
 
 
 def _windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
-    from trainer.span import squad_windows
+    from trainer.finetune.span_windows import squad_windows
 
     return [
         (number, window)
@@ -65,8 +65,8 @@ def _windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
 
 @torch.no_grad()
 def predict_spans(model: SpanExtractor, examples, windows, spec, tuning, batch_size: int = 32) -> dict[str, str]:
+    from trainer.finetune.span_windows import predict_answer
     from trainer.masking import pad_examples
-    from trainer.span import predict_answer
 
     model.eval()
     device = next(model.parameters()).device
@@ -96,9 +96,9 @@ def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, r
 
     from trainer.checkpoint import load_weights, locate_run
     from trainer.config import read_config
+    from trainer.finetune.span_windows import answer_positions, read_squad, squad_scores
     from trainer.masking import MaskingSpec, pad_examples
     from trainer.model import AmbertModel, parameter_groups
-    from trainer.span import answer_positions, read_squad, squad_scores
     from trainer.staged_output import staged_directory
     from trainer.train import lr_lambda
     from vocab.multigrained import MultiGrainedTokenizer

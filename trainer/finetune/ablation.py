@@ -47,7 +47,7 @@ def run_ablation(
     report: Callable[[str], None] = print,
 ) -> dict:
     """Pre-train and fine-tune every (language, variant); returns and writes OUT/results.json, results.md, PNG."""
-    from trainer.finetune import evaluate_classifier, finetune_classifier
+    from trainer.finetune.loop import evaluate_classifier, finetune_classifier
 
     results: dict = {"steps": steps, "seeds": seeds, "finetune": dataclasses.asdict(tuning), "scores": {}}
     for language in languages:

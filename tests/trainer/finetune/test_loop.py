@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from trainer.config import load_config
-from trainer.finetune import FinetuneConfig, classification_loss, finetune_classifier, load_finetuned, predict
+from trainer.finetune.loop import FinetuneConfig, classification_loss, finetune_classifier, load_finetuned, predict
 from trainer.train import train
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
@@ -114,7 +114,7 @@ def test_tiny_finetune_beats_the_majority_class_and_exports(pretrained, tmp_path
     assert result.returncode == 0, result.stderr
     from transformers import BertForSequenceClassification
 
-    from trainer.labeled_data import encode_labeled, read_labeled
+    from trainer.finetune.readers import encode_labeled, read_labeled
     from trainer.masking import MaskingSpec, pad_examples
     from vocab.multigrained import MultiGrainedTokenizer
 
@@ -151,7 +151,7 @@ def test_unknown_dev_labels_are_refused(pretrained, tmp_path):
 
 
 def test_covering_coarse_token_of_each_fine_position():
-    from trainer.span_finetune import covering_coarse
+    from trainer.finetune.span import covering_coarse
 
     align = torch.tensor([[[0, 1], [1, 3], [3, 4], [4, 5], [0, 0]]])  # [CLS] (ab) c [SEP] pad
     assert covering_coarse(align, 6).tolist() == [[0, 1, 1, 2, 3, 0]]
@@ -159,9 +159,9 @@ def test_covering_coarse_token_of_each_fine_position():
 
 def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
     """Train and dev on the same small file: a real run through windows, heads, n-best and EM/F1 that must fit it."""
-    from trainer.span_finetune import finetune_span
+    from trainer.finetune.span import finetune_span
 
-    squad = str(Path(__file__).resolve().parents[2] / "data" / "squad_sample.json")
+    squad = str(Path(__file__).resolve().parents[3] / "data" / "squad_sample.json")
     tuning = FinetuneConfig(
         task="span", epochs=12, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, seed=1, warmup_ratio=0.0
     )
@@ -176,7 +176,7 @@ def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
 def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_data, tmp_path):
     import gzip
 
-    from trainer.ablation import Language, run_ablation
+    from trainer.finetune.ablation import Language, run_ablation
 
     for split, count, seed in (("train", 80, 1), ("dev", 30, 2), ("test", 30, 3)):
         write_toy_set(tmp_path / "toy.tsv", count, seed)

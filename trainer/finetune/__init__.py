@@ -1,0 +1,1 @@
+"""Fine-tuning and evaluation of pre-trained AMBERT runs: the loop, task types, native readers, metrics, ablation."""
