@@ -8,11 +8,12 @@ byte-identical shards and manifest whatever the runner or the number of workers.
 
 Two stages. CorpusToRuns: one task per corpus split (plain files cut every `split_bytes`, compressed
 and Parquet files whole) reads its documents, tokenizes them, makes examples (NSP pools: `pool_docs`
-consecutive documents of the split) and writes them encoded and sorted by key to run files in
-OUT/.work (pipelines/example_runs.py). RunsToShards: ceil(examples / samples_per_shard) shards, shard i
-holding the i-th equal slice of the 64-bit key space, each read from every run and written in key
-order. Only file names and counts cross the runner's shuffles, so a local runner's memory does not
-grow with the corpus.
+consecutive documents of the split) and writes them encoded and sorted by their 128-bit key to one run
+file per split in OUT/.work (pipelines/example_runs.py). RunsToShards: ceil(examples / samples_per_shard)
+shards, shard i holding the i-th equal slice of the key space, written in key order by groups of
+consecutive shards that read their key range of every run once (file operations grow with runs +
+shards, not runs × shards). Only file names and counts cross the runner's shuffles, so a local
+runner's memory does not grow with the corpus.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import apache_beam as beam
 
 from pipelines.accounting import Count, SplitCounters, WriteCounters, counter, with_prefix
 from pipelines.corpus import decode_line, read_in_batches
-from pipelines.example_runs import RunRecord, RunWriter, key_range, read_index, read_key_range
+from pipelines.example_runs import RunRecord, RunWriter, key_range, merged_key_range, read_index
 from pipelines.files import (
     ReadFailure,
     clear_previous_outputs,
@@ -150,7 +151,7 @@ def corpus_root(paths: list[str]) -> str:
 
 def auto_split_bytes(plain_bytes: int) -> int:
     """About 256 pieces of the plain files, each 1 MiB to 1 GiB: enough tasks to keep workers evenly
-    busy, few enough that run files stay few (every shard reads from every run)."""
+    busy, few enough that run files (one per piece) stay few."""
     return min(max(-(-plain_bytes // 256), 1 << 20), 1 << 30)
 
 
@@ -345,7 +346,7 @@ class _SplitToRuns(beam.DoFn):
 
     def process(self, split: CorpusSplit):
         cfg, tally = self._cfg, Tally()
-        runs = RunWriter(f"{cfg.work_dir}/runs/{split.index:06d}", cfg.run_bytes)
+        runs = RunWriter(f"{cfg.work_dir}/runs/{split.index:06d}.run", cfg.run_bytes)
         pool: list[tuple[str, list[Segment]]] = []
         documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start, split.end)
         for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
@@ -365,7 +366,9 @@ class _SplitToRuns(beam.DoFn):
                     pool = []
         if pool:
             self._pairs(pool, runs, tally)
-        yield from runs.close()
+        record = runs.close()
+        if record is not None:
+            yield record
         yield from tally.counts()
 
 
@@ -393,9 +396,20 @@ def shard_name(index: int) -> str:
     return f"shard-{index:05d}.tar"
 
 
+RANGE_READS_PER_SHARD = 8  # shard groups are sized so that assembly reads about this many run ranges per shard
+
+
+def shard_groups(runs: int, shards: int) -> list[tuple[int, int]]:
+    """[first, stop) shard numbers of each assembly task: ceil(runs / RANGE_READS_PER_SHARD) consecutive shards,
+    so reading one key range of every run per group costs runs · ceil(shards / size) ≤ 8 · shards + runs
+    ranged reads (the O(runs × shards) of one task per shard when runs are many)."""
+    size = max(1, -(-runs // RANGE_READS_PER_SHARD))
+    return [(first, min(first + size, shards)) for first in range(0, shards, size)]
+
+
 class _PlanShards(beam.DoFn):
-    """All RunRecords → WORK/runs.json and (shard, shard count): ceil(examples / samples_per_shard)
-    shards, each an equal slice of the key space."""
+    """All RunRecords → WORK/runs.json and (first shard, stop, shard count) per shard group:
+    ceil(examples / samples_per_shard) shards, each an equal slice of the key space."""
 
     def __init__(self, work_dir: str, samples_per_shard: int):
         self._work_dir = work_dir
@@ -406,29 +420,49 @@ class _PlanShards(beam.DoFn):
         records = sorted(records)
         write_atomically(f"{self._work_dir}/runs.json", json.dumps([[r.path, r.count] for r in records]).encode())
         shards = -(-sum(r.count for r in records) // self._samples_per_shard)
-        for index in range(shards):
-            yield index, shards
+        for first, stop in shard_groups(len(records), shards):
+            yield first, stop, shards
 
 
-class _WriteShard(beam.DoFn):
+class _Peekable:
+    def __init__(self, iterator):
+        self._iterator = iterator
+        self.head = next(iterator, None)
+
+    def take_below(self, hi: int):
+        """The items (key, data) with int(key, 16) < hi, in order."""
+        while self.head is not None and int(self.head[0], 16) < hi:
+            yield self.head
+            self.head = next(self._iterator, None)
+
+
+class _WriteShardGroup(beam.DoFn):
+    """(first, stop, shards) → shards first … stop - 1, from one merged read of their key range in every run."""
+
     def __init__(self, out: str, work_dir: str):
         self._out = out
         self._work_dir = work_dir
-        self._runs: list[tuple[RunRecord, object]] | None = None
+        self._runs: tuple[list[RunRecord], list] | None = None
 
     def _load_runs(self):
         """The run records and their indexes, read once per worker."""
         if self._runs is None:
             records = [RunRecord(path, count) for path, count in json.loads(read_bytes(f"{self._work_dir}/runs.json"))]
-            self._runs = [(record, read_index(record)) for record in records]
+            self._runs = records, [read_index(record) for record in records]
         return self._runs
 
-    def process(self, planned):
-        index, shards = planned
-        lo, hi = key_range(index, shards)
-        samples = sorted(
-            pair for record, run_index in self._load_runs() for pair in read_key_range(record, run_index, lo, hi)
-        )
+    def process(self, group):
+        first, stop, shards = group
+        records, indexes = self._load_runs()
+        lo, hi = key_range(first, shards)[0], key_range(stop - 1, shards)[1]
+        merged = _Peekable(merged_key_range(records, indexes, lo, hi))
+        for index in range(first, stop):
+            record = self._write_shard(index, merged.take_below(key_range(index, shards)[1]))
+            write_atomically(f"{self._work_dir}/shards/{index:05d}.json", json.dumps(record).encode())
+            yield counter("shards_written")
+            yield counter("samples_written", record["samples"])
+
+    def _write_shard(self, index: int, samples) -> dict:
         handle, local = tempfile.mkstemp(suffix=".tar")
         try:
             with os.fdopen(handle, "wb") as tar_file:
@@ -442,20 +476,18 @@ class _WriteShard(beam.DoFn):
         finally:
             if os.path.exists(local):
                 os.remove(local)
-        record = {"name": shard_name(index), "samples": count, "bytes": size, "sha256": digest.hexdigest()}
-        write_atomically(f"{self._work_dir}/shards/{index:05d}.json", json.dumps(record).encode())
-        yield counter("shards_written")
-        yield counter("samples_written", count)
+        return {"name": shard_name(index), "samples": count, "bytes": size, "sha256": digest.hexdigest()}
 
 
 class RunsToShards(beam.PTransform):
     """RunRecords → shard-NNNNN.tar files (about `samples_per_shard` examples each, in key order; shard i
-    holds the i-th slice of the key space) and a record per shard in WORK/shards; yields Counts."""
+    holds the i-th slice of the key space), written by groups of consecutive shards (shard_groups), and a
+    record per shard in WORK/shards; yields Counts."""
 
     def __init__(self, out: str, work_dir: str, samples_per_shard: int):
         super().__init__()
         self._plan = _PlanShards(work_dir, samples_per_shard)
-        self._write = _WriteShard(out, work_dir)
+        self._write = _WriteShardGroup(out, work_dir)
 
     def expand(self, runs):
         return (

@@ -102,10 +102,27 @@ def example_faults(example: ShardExample, max_seq_len: int, fine_size: int, coar
     return faults
 
 
+def _sample_name(shard: str, position: int, example: ShardExample) -> str:
+    return f"{shard} sample #{position} (document {example.doc_id})"
+
+
+def _keys_of(path: str) -> dict[str, int]:
+    """Member key → its first position in one shard (names only; nothing decoded)."""
+    import fsspec
+
+    keys: dict[str, int] = {}
+    with fsspec.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
+        for position, member in enumerate(tar):
+            keys.setdefault(member.name.rpartition(".")[0], position)
+    return keys
+
+
 def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault], int]:
     """Check every shard of a set (a local directory or an fsspec URL) against the manifest (sha256,
-    sample count) and every sample (decoding, alignment, lengths, id ranges). Returns (faults, samples
-    checked); stops after `max_faults`."""
+    sample count), every sample (decoding, alignment, lengths, id ranges) and the keys (no key twice in
+    the set: a duplicate breaks plain webdataset readers; the fault names both samples). Returns (faults,
+    samples checked); stops after `max_faults`. Memory: one shard's keys at a time (shards whose key
+    ranges overlap are compared again afterwards)."""
     import fsspec
 
     manifest = read_manifest(directory)
@@ -115,6 +132,7 @@ def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault],
     sizes = manifest["vocab"]["sizes"]
     faults: list[Fault] = []
     checked = 0
+    spans: list[tuple[str, str, str]] = []  # (smallest key, largest key, shard name)
     listed = {shard["name"] for shard in manifest["shards"]}
     for name in sorted(present - listed):
         if name.startswith("shard-") and name.endswith(".tar"):
@@ -127,17 +145,49 @@ def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault],
         if _file_sha256(path) != shard["sha256"]:
             faults.append(Fault(shard["name"], "", "sha256 differs from the manifest's (damaged or replaced)"))
         count = 0
+        seen: dict[str, tuple[int, ShardExample]] = {}
         try:
             for example in shard_examples(path):
-                count += 1
                 for problem in example_faults(example, max_seq_len, sizes["fine"], sizes["coarse"]):
                     faults.append(Fault(shard["name"], example.key, problem))
+                if example.key in seen:
+                    first, other = seen[example.key]
+                    faults.append(
+                        Fault(
+                            shard["name"],
+                            example.key,
+                            f"duplicate key: {_sample_name(shard['name'], first, other)} and "
+                            f"{_sample_name(shard['name'], count, example)}",
+                        )
+                    )
+                else:
+                    seen[example.key] = count, example
+                count += 1
         except (CodecError, tarfile.TarError, OSError) as error:
             faults.append(Fault(shard["name"], "", f"unreadable after {count} samples: {error}"))
         else:
             if count != shard["samples"]:
                 faults.append(Fault(shard["name"], "", f"{count} samples, the manifest says {shard['samples']}"))
+        if seen:
+            spans.append((min(seen), max(seen), shard["name"]))
         checked += count
         if len(faults) >= max_faults:
-            break
+            return faults[:max_faults], checked
+    faults += _duplicates_across_shards(directory, spans)
     return faults[:max_faults], checked
+
+
+def _duplicates_across_shards(directory: str, spans: list[tuple[str, str, str]]) -> list[Fault]:
+    """Keys two shards share; only shards whose [smallest, largest] key ranges overlap are re-read (in a
+    set built by `ambert shard`, shards hold disjoint key ranges, so none is)."""
+    faults, active = [], []  # active: the shards before, by smallest key, whose largest key is ≥ this one's smallest
+    for lo, hi, name in sorted(spans):
+        active = [span for span in active if span[1] >= lo]
+        for _lo, _hi, other in active:
+            mine, theirs = _keys_of(shard_path(directory, name)), _keys_of(shard_path(directory, other))
+            for key in sorted(mine.keys() & theirs.keys()):
+                faults.append(
+                    Fault(name, key, f"duplicate key: {other} sample #{theirs[key]} and {name} sample #{mine[key]}")
+                )
+        active.append((lo, hi, name))
+    return faults

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.example_runs import RunWriter, key_range, read_index, read_key_range
+from pipelines.example_runs import KEY_SPACE, DuplicateKeyError, RunWriter, key_range, merged_key_range, read_index
 from pipelines.files import read_lines
-from pipelines.shards import auto_split_bytes, corpus_splits, documents_of
+from pipelines.shards import auto_split_bytes, corpus_splits, documents_of, shard_groups
 
 LINES = [b"A sentence.", b"two words", b"", b"  ", b"\t \x0c", b"\r", b"x" * 30, b" " * 25, b"  y  ", b"\xff\xfe"]
 
@@ -60,20 +61,46 @@ def test_compressed_files_are_one_split(tmp_path):
 
 
 def test_runs_deal_every_example_into_exactly_one_shard(tmp_path):
+    """Tasks spill sorted pieces and merge them into one run each; any key range of the runs, merged,
+    is exactly the examples in it, in key order."""
     rng = random.Random(4)
-    pairs = [(f"{rng.getrandbits(64):016x}", rng.randbytes(rng.randint(0, 300))) for _ in range(2000)]
-    writer = RunWriter(str(tmp_path / "000007"), run_bytes=40_000)
-    for key, data in pairs:
-        writer.add(key, data)
-    records = writer.close()
-    assert len(records) > 5 and sum(r.count for r in records) == len(pairs)
-    assert records[1].path.endswith("000007-0001.run")
-    indexes = [(record, read_index(record)) for record in records]
-    for shards in (1, 3, 7):
+    pairs = [(f"{rng.getrandbits(128):032x}", rng.randbytes(rng.randint(0, 300))) for _ in range(2000)]
+    records = []
+    for task in range(3):
+        writer = RunWriter(str(tmp_path / f"{task:06d}.run"), run_bytes=40_000)  # several spills each
+        for key, data in pairs[task::3]:
+            writer.add(key, data)
+        records.append(writer.close())
+    assert RunWriter(str(tmp_path / "empty.run"), 100).close() is None
+    assert sum(r.count for r in records) == len(pairs) and not list(tmp_path.glob("*.spill"))
+    indexes = [read_index(record) for record in records]
+    for shards in (1, 3, 7, 200):
         dealt = []
         for shard in range(shards):
             lo, hi = key_range(shard, shards)
-            found = sorted(p for record, index in indexes for p in read_key_range(record, index, lo, hi))
+            found = list(merged_key_range(records, indexes, lo, hi))
             assert all(lo <= int(key, 16) < hi for key, _ in found)
             dealt += found
         assert dealt == sorted(pairs)
+
+
+def test_a_duplicate_key_stops_the_build_naming_it(tmp_path):
+    writers = [RunWriter(str(tmp_path / f"{task}.run"), run_bytes=1 << 20) for task in range(2)]
+    key = "ab" * 16
+    writers[0].add(key, b"first")
+    writers[1].add(key, b"second")
+    records = [writer.close() for writer in writers]
+    with pytest.raises(DuplicateKeyError, match=key):
+        list(merged_key_range(records, [read_index(r) for r in records], 0, KEY_SPACE))
+    writer = RunWriter(str(tmp_path / "one.run"), run_bytes=1 << 20)
+    writer.add(key, b"a")
+    writer.add(key, b"b")
+    with pytest.raises(DuplicateKeyError, match=key):
+        writer.close()
+
+
+def test_shard_groups_bound_the_ranged_reads():
+    for runs, shards in ((1, 1), (3, 50), (8, 8), (9, 100), (300, 17), (11_000, 17_000)):
+        groups = shard_groups(runs, shards)
+        assert [n for first, stop in groups for n in range(first, stop)] == list(range(shards))
+        assert runs * len(groups) <= 8 * shards + runs

@@ -3,6 +3,7 @@ bad input, and `ambert shard verify` catching damage."""
 
 from __future__ import annotations
 
+import collections
 import gzip
 import hashlib
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import webdataset as wds
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
 from pipelines.pretraining_examples import Segment, contiguous_examples, pair_examples, truncate_segment
 from pipelines.shards import ShardConfig, run
@@ -230,6 +232,59 @@ def test_output_to_an_fsspec_url(en_run, artifacts, en_corpus):
         fsspec.filesystem("memory").rm("/ambert-test", recursive=True)
 
 
+class CountingFileSystem(MemoryFileSystem):
+    """memory:// that counts, per path, the opens for reading and the read() calls (what each becomes on
+    object storage: a request)."""
+
+    protocol = "counting"
+    opens: collections.Counter = collections.Counter()
+    reads: collections.Counter = collections.Counter()
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("counting://"))
+
+    def _open(self, path, mode="rb", **kwargs):
+        handle = super()._open(path, mode, **kwargs)
+        if "r" in mode:
+            type(self).opens[path] += 1
+            handle.__class__ = _CountedMemoryFile
+        return handle
+
+
+class _CountedMemoryFile(MemoryFile):
+    def read(self, *args):
+        CountingFileSystem.reads[self.path] += 1
+        return super().read(*args)
+
+
+def test_shard_assembly_io_grows_with_runs_plus_shards(artifacts, en_corpus, tmp_path):
+    """Many runs (a split of 1,500 bytes each) and many shards (10 samples each): assembly opens and
+    reads the runs O(runs + shards) times, not once per (run, shard)."""
+    import fsspec
+
+    corpus = tmp_path / "plain"
+    corpus.mkdir()
+    (corpus / "paragraphs.txt").write_bytes(gzip.decompress((en_corpus / "paragraphs.txt.gz").read_bytes()))
+    fsspec.register_implementation("counting", CountingFileSystem, clobber=True)
+    url = "counting://ambert-io/shards"
+    options = {**EN_OPTIONS, "nsp": False, "samples_per_shard": 10, "split_bytes": 1500}
+    try:
+        manifest = shard(artifacts["en"], [corpus], url, **options)
+        local = shard(artifacts["en"], [corpus], tmp_path / "local", **options)
+    finally:
+        fsspec.filesystem("counting").rm("/ambert-io", recursive=True)
+    assert manifest == local
+    runs = {path for path in CountingFileSystem.opens if path.endswith(".run")}
+    shards = manifest["totals"]["shards"]
+    assert len(runs) > 30 and shards > 50
+    opens = sum(n for path, n in CountingFileSystem.opens.items() if "/.work/runs/" in path)
+    reads = sum(n for path, n in CountingFileSystem.reads.items() if "/.work/runs/" in path)
+    # a range of every run per group of ceil(runs / 8) shards, plus each run's index once (one worker)
+    assert opens <= 8 * shards + 2 * len(runs) and reads <= 2 * opens, (opens, reads, len(runs), shards)
+    assert opens + reads < len(runs) * shards / 4  # one open per (run, shard) before: 98 × 83
+
+
 def test_dask_runner_on_local_cluster_gives_identical_bytes(en_run, artifacts, en_corpus, tmp_path):
     distributed = pytest.importorskip("distributed", reason="dask.distributed is a dev dependency")
     reference, _ = en_run
@@ -356,6 +411,34 @@ def test_verify_names_a_bad_sample_in_a_well_hashed_shard(en_run, tmp_path):
     (out / "manifest.json").write_text(json.dumps(edited))
     faults, _checked = verify_shard_set(str(out))
     assert faults and {(f.shard, f.key) for f in faults} == {(name, bad.key)}
+
+
+def test_verify_fails_on_a_duplicate_key_naming_both_samples(en_run, tmp_path):
+    reference, manifest = en_run
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    first, second = (manifest["shards"][i]["name"] for i in (0, 1))
+    borrowed = list(shard_examples(str(out / first)))[2]
+    edited = json.loads((out / "manifest.json").read_text())
+    for number, (name, extra) in enumerate(((first, borrowed), (second, borrowed))):
+        examples = [*shard_examples(str(out / name)), extra]  # a second copy in shard 0, a third in shard 1
+        with open(out / name, "wb") as handle:
+            write_tar(handle, examples)
+        edited["shards"][number].update(
+            samples=len(examples), sha256=hashlib.sha256((out / name).read_bytes()).hexdigest()
+        )
+    (out / "manifest.json").write_text(json.dumps(edited))
+    faults, _checked = verify_shard_set(str(out))
+    problems = [str(f) for f in faults]
+    last = manifest["shards"][0]["samples"]
+    assert problems[0] == (
+        f"{first} sample {borrowed.key}: duplicate key: {first} sample #2 (document {borrowed.doc_id}) "
+        f"and {first} sample #{last} (document {borrowed.doc_id})"
+    )
+    assert f"{second} sample {borrowed.key}: duplicate key: {first} sample #2 and {second} sample #" in problems[1]
+    assert len(problems) == 2
+    result = subprocess.run([AMBERT, "shard", "verify", str(out)], capture_output=True, text=True)
+    assert result.returncode != 0 and "duplicate key" in result.stdout + result.stderr
 
 
 def random_segment(rng: random.Random) -> Segment:
