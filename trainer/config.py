@@ -67,6 +67,13 @@ class DataConfig:
     strict: bool = field(
         default=False, metadata={"help": "A corrupt shard stops the run (default: skipped with a warning and counted)."}
     )
+    read_retries: int = field(
+        default=5,
+        metadata={"help": "Storage errors (OSError, timeouts) retried in a row on one shard before the run stops."},
+    )
+    retry_backoff: float = field(
+        default=1.0, metadata={"help": "Seconds before the first retry of a storage error; doubled each retry."}
+    )
     mask_prob: float = field(default=0.15, metadata={"help": "Share of coarse tokens chosen for masking."})
 
 

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import tarfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from vocab.aligned_codec import FIELD, CodecError, ShardExample, decode_example
 from vocab.shard_set import ShardSetError, example_faults, read_manifest, shard_path
 
 log = logging.getLogger(__name__)
+RETRIED = "retried"  # the problem of a report that is a storage retry, not corruption
+MAX_BACKOFF_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,13 @@ class ShardStream(IterableDataset):
         resampled: bool,
         strict: bool,
         skip_batches: int,
+        read_retries: int = 5,
+        retry_backoff: float = 1.0,
     ) -> None:
         self.shards, self.max_seq_len, self.vocab_sizes, self.collator = shards, max_seq_len, vocab_sizes, collator
         self.batch_size, self.shuffle_buffer, self.seed, self.epoch = batch_size, shuffle_buffer, seed, epoch
         self.rank, self.world_size, self.resampled, self.strict = rank, world_size, resampled, strict
+        self.read_retries, self.retry_backoff = read_retries, retry_backoff
         self.workers = max(num_workers, 1)  # num_workers=0: the main process is this rank's only worker
         self.slots = world_size * self.workers
         self.split_samples = not resampled and len(shards) < self.slots
@@ -136,32 +142,48 @@ class ShardStream(IterableDataset):
     ) -> Iterator[ShardExample]:
         """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None). A corrupt
         shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
-        strict; else it is reported and reading goes on with the next shard."""
+        strict; else it is reported and reading goes on with the next shard. A storage error (OSError: a timeout, a
+        dropped connection) is no corruption: the shard is opened again after a backoff and read on from the member
+        where it stopped, up to `read_retries` times in a row (each retry reported as (shard name, RETRIED))."""
         broken: set[str] = set()
         for shard, start in shards:
-            count = 0
-            try:
-                with fsspec.open(shard.path, "rb") as stream:
-                    for member in tar_file_iterator(stream):
-                        if slot is None or (start + count) % self.slots == slot:
-                            yield self.check(member)
-                        count += 1
-                if count != shard.samples:
-                    raise CodecError(f"{count} samples, the manifest says {shard.samples} (truncated?)")
-            except (CodecError, tarfile.TarError, OSError) as error:
-                problem = f"{shard.path}, after {count} samples: {error}"
-                if self.strict:
-                    raise ShardSetError(
-                        f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
-                        "without strict (data.strict=false) such a shard is skipped"
-                    ) from error
-                reports.append((shard.name, problem))
-                broken.add(shard.name)
-                if self.resampled and len(broken) == len(self.shards):
-                    raise ShardSetError(
-                        f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
-                        f"{problem}); rebuild the set with `ambert shard`"
-                    ) from error
+            count, failures = 0, 0  # count: members read so far, kept across retries
+            while True:
+                try:
+                    with fsspec.open(shard.path, "rb") as stream:
+                        for position, member in enumerate(tar_file_iterator(stream)):
+                            if position < count:  # read before the storage error: not decoded again
+                                continue
+                            if slot is None or (start + count) % self.slots == slot:
+                                yield self.check(member)
+                            count, failures = count + 1, 0
+                    if count != shard.samples:
+                        raise CodecError(f"{count} samples, the manifest says {shard.samples} (truncated?)")
+                    break
+                except (CodecError, tarfile.TarError, FileNotFoundError) as error:  # a missing shard is no hiccup
+                    problem = f"{shard.path}, after {count} samples: {error}"
+                    if self.strict:
+                        raise ShardSetError(
+                            f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
+                            "without strict (data.strict=false) such a shard is skipped"
+                        ) from error
+                    reports.append((shard.name, problem))
+                    broken.add(shard.name)
+                    if self.resampled and len(broken) == len(self.shards):
+                        raise ShardSetError(
+                            f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
+                            f"{problem}); rebuild the set with `ambert shard`"
+                        ) from error
+                    break
+                except OSError as error:
+                    if failures >= self.read_retries:
+                        raise ShardSetError(
+                            f"cannot read {shard.path} after {failures} retries (the last error: {error}); check "
+                            "the storage, then resume the run (a larger data.read_retries waits longer)"
+                        ) from error
+                    reports.append((shard.name, RETRIED))
+                    time.sleep(min(self.retry_backoff * 2**failures, MAX_BACKOFF_SECONDS))
+                    failures += 1
 
     def __iter__(self) -> Iterator[tuple[MaskedBatch | None, tuple[tuple[str, str], ...]]]:
         info = get_worker_info()
@@ -186,11 +208,13 @@ class PretrainingLoader:
     """Iterable over one rank's MaskedBatches through a torch DataLoader (batch_size=None: workers batch).
 
     corrupt_shards: {shard name: problem} for every corrupt shard skipped since this loader was made; the
-    workers report them with their next batch and this process logs a warning for each, once."""
+    workers report them with their next batch and this process logs a warning for each, once.
+    read_retries: {shard name: storage errors retried} (transient; never corruption)."""
 
     def __init__(self, stream: ShardStream, num_workers: int) -> None:
         self.stream, self.num_workers = stream, num_workers
         self.corrupt_shards: dict[str, str] = {}
+        self.read_retries: dict[str, int] = {}
 
     def __iter__(self) -> Iterator[MaskedBatch]:
         # its own generator: creating workers must not draw from the global RNG (dropout), or resume would differ
@@ -209,7 +233,10 @@ class PretrainingLoader:
         try:
             for batch, reports in batches:
                 for name, problem in reports:
-                    if name not in self.corrupt_shards:
+                    if problem == RETRIED:
+                        self.read_retries[name] = self.read_retries.get(name, 0) + 1
+                        log.warning("storage error reading %s: retried", name)
+                    elif name not in self.corrupt_shards:
                         log.warning("skipped corrupt shard %s", problem)
                         self.corrupt_shards[name] = problem
                 if batch is not None and discard:
@@ -235,6 +262,8 @@ def pretraining_loader(
     resampled: bool = False,
     strict: bool = False,
     skip_batches: int = 0,
+    read_retries: int = 5,
+    retry_backoff: float = 1.0,
 ) -> PretrainingLoader:
     """The batches of `rank` (of `world_size`) for `epoch` of the shard set `data` (a directory or an fsspec URL).
 
@@ -247,11 +276,23 @@ def pretraining_loader(
     the rest (fewer than num_workers batches) is built and dropped here. The workers' shares come from the
     manifest's sample counts: after a corrupt shard was skipped (strict=False), the position can be off once a
     worker runs dry within the skipped batches.
+
+    A storage error is retried `read_retries` times in a row, after retry_backoff · 2^n seconds (at most
+    MAX_BACKOFF_SECONDS); then ShardSetError stops the run (resume it when the storage is back).
     """
-    if batch_size < 1 or num_workers < 0 or shuffle_buffer < 1 or skip_batches < 0 or not 0 <= rank < world_size:
+    if (
+        batch_size < 1
+        or num_workers < 0
+        or shuffle_buffer < 1
+        or skip_batches < 0
+        or read_retries < 0
+        or retry_backoff < 0
+        or not 0 <= rank < world_size
+    ):
         raise ValueError(
             f"pretraining_loader: need batch_size ≥ 1 ({batch_size}), num_workers ≥ 0 ({num_workers}), "
-            f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}) and "
+            f"shuffle_buffer ≥ 1 ({shuffle_buffer}), skip_batches ≥ 0 ({skip_batches}), read_retries and "
+            f"retry_backoff ≥ 0 ({read_retries}, {retry_backoff}) and "
             f"0 ≤ rank ({rank}) < world_size ({world_size})"
         )
     manifest = read_manifest(data, expect_vocab_id)
@@ -274,6 +315,8 @@ def pretraining_loader(
         resampled=resampled,
         strict=strict,
         skip_batches=skip_batches,
+        read_retries=read_retries,
+        retry_backoff=retry_backoff,
     )
     if stream.split_samples:
         warnings.warn(

@@ -273,6 +273,8 @@ def train(
                 resampled=cfg.data.resampled,
                 strict=cfg.data.strict,
                 skip_batches=where.batches,
+                read_retries=cfg.data.read_retries,
+                retry_backoff=cfg.data.retry_backoff,
             )
         )
 

@@ -3,6 +3,7 @@ resume, fewer shards than slots, refused sets, corrupt shards, resampling."""
 
 from __future__ import annotations
 
+import collections
 import io
 import itertools
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 
 from trainer.data import pretraining_loader, rounds_before
 from trainer.masking import MaskingCollator, MaskingSpec
@@ -238,3 +240,47 @@ def test_a_shard_set_behind_an_fsspec_url_streams_the_same_batches(trainer_data)
             loader("memory://nowhere", vocab, num_workers=0)
     finally:
         memory.rm(url, recursive=True)
+
+
+class FlakyFileSystem(LocalFileSystem):
+    """The local disk behind flaky://, where the 2nd and 3rd read() of every shard (counted over its opens, per
+    process) raise TimeoutError, as a gs:// or s3:// read may."""
+
+    protocol = "flaky"
+    reads: collections.Counter = collections.Counter()
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("flaky://"))
+
+    def _open(self, path, mode="rb", **kwargs):
+        handle = super()._open(path, mode, **kwargs)
+        if path.endswith(".tar"):
+            handle.__class__ = _FlakyFile
+        return handle
+
+
+class _FlakyFile(LocalFileOpener):
+    def read(self, *args):
+        FlakyFileSystem.reads[self.path] += 1
+        if FlakyFileSystem.reads[self.path] in (2, 3):
+            raise TimeoutError(f"simulated timeout reading {self.path}")
+        return super().read(*args)
+
+
+def test_storage_errors_are_retried_and_never_taken_for_corruption(trainer_data, caplog):
+    import fsspec
+
+    fsspec.register_implementation("flaky", FlakyFileSystem, clobber=True)
+    data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]
+    names = list(shard_keys(data))
+    FlakyFileSystem.reads.clear()
+    flaky = loader(f"flaky://{data}", vocab, num_workers=0, read_retries=2, retry_backoff=0.0)
+    with caplog.at_level(logging.WARNING, logger="trainer.data"):
+        batches = list(flaky)
+    assert same_batches(batches, list(loader(data, vocab, num_workers=0)))  # nothing lost, nothing repeated
+    assert flaky.corrupt_shards == {} and flaky.read_retries == {name: 2 for name in names}
+    assert "storage error reading shard-00000.tar: retried" in caplog.text
+    FlakyFileSystem.reads.clear()
+    with pytest.raises(ShardSetError, match=r"cannot read .*shard-0000\d.tar after 1 retries .*simulated timeout"):
+        list(loader(f"flaky://{data}", vocab, num_workers=0, read_retries=1, retry_backoff=0.0))
