@@ -1,6 +1,9 @@
-"""Classification scores: accuracy, macro-F1, a confusion matrix (and its PNG), as `ambert evaluate` reports them.
+"""Fine-tuning scores as `ambert evaluate` reports them: accuracy, macro-F1, F1 of the positive class, Matthews
+correlation and a confusion matrix (and its PNG) for classification; Pearson and Spearman for regression.
 
     report = classification_report(gold_labels, predicted_labels, labels)   # JSON-ready dict
+    report = classification_report(gold, predicted, ["0", "1"], positive="1")  # + "f1": F1 of class "1" (MRPC, QQP)
+    report = regression_report(gold_values, predicted_values)                # {"pearson", "spearman", "mse"}
     plot_confusion_matrix(np.asarray(report["confusion"]), labels, "out/confusion.png", "dev")
 
 Precision, recall and F1 of a class with no predictions / no gold examples are 0 (scikit-learn's zero_division=0).
@@ -53,14 +56,33 @@ def macro_f1(y_true: Sequence, y_pred: Sequence, labels: Sequence) -> float:
     return float(per_class_scores(confusion_matrix(y_true, y_pred, labels))[2].mean())
 
 
-def classification_report(y_true: Sequence, y_pred: Sequence, labels: Sequence) -> dict:
-    """{"accuracy", "macro_f1", "per_class": {label: {precision, recall, f1, support}}, "labels",
-    "confusion": [[gold × predicted counts]]}: plain floats, ints and lists (JSON-ready)."""
+def matthews_corrcoef(matrix: np.ndarray) -> float:
+    """Matthews correlation of a confusion matrix (Gorodkin's multi-class form; the binary MCC for 2 classes):
+    (c·s − Σ_k p_k·t_k) / sqrt((s² − Σ p_k²)(s² − Σ t_k²)), c correct, s all, p predicted, t gold counts; 0 when
+    a denominator factor is 0 (a constant prediction or gold), as scikit-learn."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    correct, total = np.trace(matrix), matrix.sum()
+    predicted, gold = matrix.sum(axis=0), matrix.sum(axis=1)
+    denominator = np.sqrt((total**2 - predicted @ predicted) * (total**2 - gold @ gold))
+    return float((correct * total - predicted @ gold) / denominator) if denominator > 0 else 0.0
+
+
+def classification_report(y_true: Sequence, y_pred: Sequence, labels: Sequence, positive=None) -> dict:
+    """{"accuracy", "macro_f1", "matthews", "per_class": {label: {precision, recall, f1, support}}, "labels",
+    "confusion": [[gold × predicted counts]]}, plus "f1" (F1 of the `positive` class, as GLUE scores MRPC and QQP)
+    when `positive` is given: plain floats, ints and lists (JSON-ready)."""
     matrix = confusion_matrix(y_true, y_pred, labels)
     precision, recall, f1, support = per_class_scores(matrix)
+    extra = {}
+    if positive is not None:
+        if positive not in labels:
+            raise ValueError(f"positive class {positive!r} is not in the label list {list(labels)}")
+        extra["f1"] = float(f1[list(labels).index(positive)])
     return {
         "accuracy": accuracy(y_true, y_pred),
         "macro_f1": float(f1.mean()) if len(labels) else 0.0,
+        "matthews": matthews_corrcoef(matrix),
+        **extra,
         "per_class": {
             str(label): {
                 "precision": float(precision[i]),
@@ -72,6 +94,46 @@ def classification_report(y_true: Sequence, y_pred: Sequence, labels: Sequence) 
         },
         "labels": [str(label) for label in labels],
         "confusion": matrix.tolist(),
+    }
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's correlation coefficient; 0 when either side is constant (no linear relation to measure)."""
+    _check_lengths(x, y)
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    scale = np.sqrt((a @ a) * (b @ b))
+    return float(a @ b / scale) if scale > 0 else 0.0
+
+
+def average_ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank (scipy.stats.rankdata's "average")."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # first position of each run of equal values
+    ends = np.r_[starts[1:], len(values)]
+    mean_rank = (starts + ends + 1) / 2  # mean of the 1-based positions start+1 … end
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's over average ranks (ties share a rank)."""
+    _check_lengths(x, y)
+    return pearson(average_ranks(x), average_ranks(y))
+
+
+def regression_report(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """{"pearson", "spearman", "mse", "count"} (STS-B is scored by Pearson and Spearman), JSON-ready."""
+    _check_lengths(y_true, y_pred)
+    errors = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    return {
+        "pearson": pearson(y_true, y_pred),
+        "spearman": spearman(y_true, y_pred),
+        "mse": float(errors @ errors / len(errors)) if len(errors) else 0.0,
+        "count": len(errors),
     }
 
 

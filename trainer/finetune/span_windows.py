@@ -1,9 +1,12 @@
-"""Span extraction (SQuAD v1.1 format): reading, sliding windows, training labels, n-best decoding and EM/F1.
+"""Span extraction (SQuAD v1.1 / v2.0 format): reading, sliding windows, labels, n-best decoding and EM/F1.
 
     windows = squad_windows(tokenizer, example, max_seq_len=384, stride=128)   # [CLS] question [SEP] context [SEP]
     start, end = answer_positions(windows[0], char_start, char_end)            # labels; (0, 0) = not in window
     text = predict_answer(example.context, windows, start_logits, end_logits)  # best span over all windows
     em, f1 = squad_em_f1(text, [answer for answer, _ in example.answers])
+    scores = squad2_scores(predictions, null_odds, examples)  # v2.0: HasAns/NoAns, the best null threshold
+
+A SQuAD 2.0 question without answers (is_impossible) has `answers == ()`; its training label is [CLS] (0, 0).
 
 Follows Google BERT's run_squad.py (doc stride, "max context" positions, n-best search) on aligned examples:
 windows cut only between coarse tokens, so both granularities stay aligned. Plain numpy; no model here.
@@ -275,6 +278,11 @@ def best_spans(
     return candidates[:n_best]
 
 
+def null_score(start_logits, end_logits) -> float:
+    """The no-answer score of a window: start + end logit at [CLS] (position 0), as BERT's SQuAD 2.0 recipe."""
+    return float(start_logits[0]) + float(end_logits[0])
+
+
 def predict_answer(
     context: str,
     windows: list[SpanWindow],
@@ -293,6 +301,26 @@ def predict_answer(
         return ""
     char_start, char_end, _ = max(candidates, key=lambda candidate: candidate[2])
     return context[char_start:char_end]
+
+
+def best_answer(
+    context: str,
+    windows: list[SpanWindow],
+    start_logits_list,
+    end_logits_list,
+    n_best: int = 20,
+    max_answer_len: int = 30,
+) -> tuple[str, float]:
+    """(best span text, null odds) of one question: null odds = the lowest window null score − the best span
+    score (+inf when no window has a span); SQuAD 2.0 answers "" when the odds exceed a threshold tuned on dev."""
+    best_text, best_score = "", -np.inf
+    lowest_null = np.inf
+    for window, start, end in zip(windows, start_logits_list, end_logits_list, strict=True):
+        lowest_null = min(lowest_null, null_score(start, end))
+        spans = best_spans(start, end, window, n_best, max_answer_len)
+        if spans and spans[0][2] > best_score:
+            best_text, best_score = context[spans[0][0] : spans[0][1]], spans[0][2]
+    return best_text, float(lowest_null - best_score) if np.isfinite(best_score) else float("inf")
 
 
 # -- evaluation -------------------------------------------------------------------------------------
@@ -392,3 +420,78 @@ def _cmrc_f1(prediction: str, truth: str) -> float:
         return 0.0
     precision, recall = longest / len(predicted), longest / len(gold)
     return 2 * precision * recall / (precision + recall)
+
+
+def squad2_raw_scores(predictions: dict[str, str], examples: list[SquadExample]) -> dict[str, tuple[float, float]]:
+    """{id: (exact, F1)} as the official v2.0 script: a question without answers scores 1 for "" and 0 otherwise;
+    a question without a prediction is left out (and counted as wrong by squad2_scores)."""
+    scores = {}
+    for example in examples:
+        if example.id not in predictions:
+            continue
+        prediction = predictions[example.id]
+        if example.answers:
+            scores[example.id] = squad_em_f1(prediction, [text for text, _ in example.answers])
+        else:
+            empty = float(not _squad_normalize(prediction))
+            scores[example.id] = (empty, empty)
+    return scores
+
+
+def squad2_scores(
+    predictions: dict[str, str],
+    null_odds: dict[str, float],
+    examples: list[SquadExample],
+    threshold: float | None = None,
+) -> dict:
+    """SQuAD 2.0 totals in percent, as the official evaluate-v2.0.py: "exact_match", "f1" with the prediction
+    replaced by "" where null_odds > threshold (default 0.0), "HasAns_*" / "NoAns_*" the same over answerable /
+    unanswerable questions, and "best_exact_match"/"best_f1" with their "*_thresh": the threshold that would
+    have scored best on these examples (tune it on dev, pass it for test)."""
+    threshold = 0.0 if threshold is None else threshold
+    raw = squad2_raw_scores(predictions, examples)
+    has_answer = {example.id: bool(example.answers) for example in examples}
+    applied = {}
+    for qid, (em, f1) in raw.items():
+        if null_odds.get(qid, -np.inf) > threshold:
+            em = f1 = float(not has_answer[qid])
+        applied[qid] = (em, f1)
+    count = len(examples)
+
+    def total(ids, which):
+        return 100.0 * sum(applied[qid][which] for qid in ids if qid in applied) / len(ids) if ids else 0.0
+
+    answerable = [qid for qid, has in has_answer.items() if has]
+    unanswerable = [qid for qid, has in has_answer.items() if not has]
+    result = {
+        "exact_match": total(list(has_answer), 0),
+        "f1": total(list(has_answer), 1),
+        "HasAns_exact_match": total(answerable, 0),
+        "HasAns_f1": total(answerable, 1),
+        "HasAns_count": len(answerable),
+        "NoAns_exact_match": total(unanswerable, 0),
+        "NoAns_f1": total(unanswerable, 1),
+        "NoAns_count": len(unanswerable),
+        "count": count,
+        "missing": count - len(raw),
+        "threshold": threshold,
+    }
+    for which, name in ((0, "exact_match"), (1, "f1")):
+        best, best_threshold = _best_threshold(predictions, raw, null_odds, has_answer, which)
+        result[f"best_{name}"], result[f"best_{name}_thresh"] = 100.0 * best / count if count else 0.0, best_threshold
+    return result
+
+
+def _best_threshold(predictions, raw, null_odds, has_answer, which) -> tuple[float, float]:
+    """evaluate-v2.0.py's find_best_thresh: start from "all questions answered ''" (the unanswerable ones count
+    1), lower the bar one question at a time in order of null odds, keep the best running score."""
+    score = best = float(sum(not has for has in has_answer.values()))
+    best_threshold = 0.0
+    for qid in sorted(raw, key=lambda q: null_odds.get(q, -np.inf)):
+        if has_answer[qid]:
+            score += raw[qid][which]
+        elif predictions[qid]:
+            score -= 1
+        if score > best:
+            best, best_threshold = score, float(null_odds.get(qid, -np.inf))
+    return best, best_threshold

@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trainer.finetune.metrics import accuracy, classification_report, confusion_matrix, macro_f1, plot_confusion_matrix
+from trainer.finetune.metrics import (
+    accuracy,
+    average_ranks,
+    classification_report,
+    confusion_matrix,
+    macro_f1,
+    matthews_corrcoef,
+    pearson,
+    plot_confusion_matrix,
+    regression_report,
+    spearman,
+)
 
 GOLD = ["a", "a", "a", "b", "b", "c"]
 PRED = ["a", "a", "b", "b", "c", "c"]
@@ -56,6 +67,36 @@ def test_classification_report_is_json_ready():
         assert scores["recall"] == pytest.approx(recall)
         assert scores["f1"] == pytest.approx(f1)
         assert scores["support"] == support
+
+
+def test_positive_class_f1_and_matthews_by_hand():
+    # TP 3, FN 1, FP 2, TN 4 with "1" the positive class
+    gold = ["1"] * 4 + ["0"] * 6
+    predicted = ["1", "1", "1", "0", "1", "1", "0", "0", "0", "0"]
+    report = classification_report(gold, predicted, ["0", "1"], positive="1")
+    assert report["f1"] == pytest.approx(2 * 0.6 * 0.75 / (0.6 + 0.75))  # P 3/5, R 3/4
+    assert report["matthews"] == pytest.approx((3 * 4 - 2 * 1) / np.sqrt(5 * 4 * 6 * 5))
+    assert report["accuracy"] == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="positive class 'yes' is not in the label list"):
+        classification_report(gold, predicted, ["0", "1"], positive="yes")
+    # the multi-class form: (c·s − Σ p_k t_k) / sqrt((s² − Σ p_k²)(s² − Σ t_k²)) on GOLD/PRED (c 4, s 6)
+    # p = (2, 2, 2), t = (3, 2, 1): (24 − 12) / sqrt((36 − 12)(36 − 14))
+    assert classification_report(GOLD, PRED, LABELS)["matthews"] == pytest.approx(12 / np.sqrt(24 * 22))
+    assert matthews_corrcoef(np.array([[5, 0], [3, 0]])) == 0.0  # one class always predicted
+
+
+def test_pearson_spearman_by_hand():
+    # deviations (-1.5, -.5, .5, 1.5) and (-3, -1, 0, 4): Σ products 11, Σ squares 5 and 26
+    assert pearson([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(11 / np.sqrt(5 * 26))
+    assert spearman([1, 2, 3, 4], [2, 4, 5, 9]) == pytest.approx(1.0)
+    # ties share their mean rank: (1, 2.5, 2.5, 4) vs (1, 3, 2, 4): Σ products 4.5, Σ squares 4.5 and 5
+    assert average_ranks([1, 2, 2, 3]).tolist() == [1, 2.5, 2.5, 4]
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(4.5 / np.sqrt(4.5 * 5))
+    assert spearman([3, 1, 2], [1, 3, 2]) == pytest.approx(-1.0)
+    assert pearson([1, 1, 1], [1, 2, 3]) == 0.0
+    report = regression_report([0.0, 1.0, 2.0], [0.5, 1.0, 1.0])
+    assert report["mse"] == pytest.approx((0.25 + 0 + 1) / 3)
+    assert json.loads(json.dumps(report)) == report
 
 
 @given(st.lists(st.tuples(st.sampled_from("pqr"), st.sampled_from("pqr")), max_size=40))

@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 
 from trainer.finetune.span_windows import (
     SquadError,
+    SquadExample,
     answer_positions,
+    best_answer,
     best_spans,
     make_windows,
     predict_answer,
     read_squad,
+    squad2_scores,
     squad_em_f1,
     squad_scores,
     squad_windows,
@@ -329,6 +332,39 @@ def test_squad_scores_totals():
         "count": 4,
         "missing": 1,
     }
+
+
+def test_squad2_hasans_noans_and_the_best_threshold_by_hand():
+    examples = [
+        SquadExample("a1", "q", "Ellery", (("Ellery", 0),)),
+        SquadExample("a2", "q", "blue tower", (("blue tower", 0),)),
+        SquadExample("n1", "q", "lamp", ()),
+        SquadExample("n2", "q", "lamp", ()),
+    ]
+    predictions = {"a1": "Ellery", "a2": "red tower", "n1": "lamp", "n2": ""}
+    odds = {"a1": -3.0, "a2": 1.0, "n1": 2.0, "n2": -1.0}
+    scores = squad2_scores(predictions, odds, examples)
+    # threshold 0: a1 answered (1), a2 and n1 nulled (0 and 1), n2 answered "" (1)
+    assert scores["exact_match"] == pytest.approx(75.0) and scores["f1"] == pytest.approx(75.0)
+    assert scores["HasAns_exact_match"] == pytest.approx(50.0) and scores["NoAns_exact_match"] == pytest.approx(100.0)
+    assert (scores["HasAns_count"], scores["NoAns_count"], scores["missing"]) == (2, 2, 0)
+    # best threshold: all null (2), answer a1 (+1 → 3 at -3), n2 (+0), a2 (+0 EM / +0.5 F1 at 1), n1 (−1)
+    assert (scores["best_exact_match"], scores["best_exact_match_thresh"]) == (pytest.approx(75.0), -3.0)
+    assert (scores["best_f1"], scores["best_f1_thresh"]) == (pytest.approx(87.5), 1.0)
+    tuned = squad2_scores(predictions, odds, examples, threshold=1.0)
+    assert tuned["f1"] == pytest.approx(87.5) and tuned["HasAns_f1"] == pytest.approx(75.0)
+
+
+def test_best_answer_null_odds(tokenizers):
+    example = BY_ID["en-1"]
+    window = squad_windows(tokenizer_for(tokenizers, example), example, 384, 128)[0]
+    position = window.max_context.index(True)
+    starts, ends = peaked(window, position, position, height=5.0)
+    starts[0] += 2.0
+    ends[0] += 1.0
+    text, odds = best_answer(example.context, [window], [starts], [ends])
+    assert text == example.context[slice(*window.char_spans[position])]
+    assert odds == pytest.approx(3.0 - 10.0)
 
 
 def test_empty_context_gives_one_window_without_answers(tokenizers):
