@@ -1,38 +1,56 @@
-# make demo  - set up .venv and run the whole system on bundled data
-# make test  - set up .venv and run the whole test suite
-# make setup - the set-up alone (idempotent; fast when already done)
+# make setup - .venv from requirements.lock (exact versions, hashes), the project editable, KenLM's tools
+# make test  - set up, then ruff format --check, ruff check and the whole test suite
+# make demo  - set up, then run the whole system on bundled data (writes out/demo/)
+# make lock  - refresh requirements.lock from pyproject.toml (keeps pins; make lock UPGRADE=1 bumps them all)
+# make lint  - ruff format --check and ruff check;   make bench - benchmarks/bench_phrases.py
+# make clean - delete out/ (the demo's outputs too) and caches
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
+LOCK   := requirements.lock
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= out/demo
+# pip notes about index folders of this machine's pip configuration that do not exist: not about this project
+PIP_NOISE := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint lock bench clean
 
 setup: $(STAMP) $(BIN)/lmplz
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) scripts/check_install.py
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is ignored: it is neither" || true
-	@$(BIN)/python -c "import apache_beam, kenlm, tokenizers, jieba, webdataset, torch, typer" \
-	  || { echo "setup: the Python install is incomplete (see pip output above)"; exit 1; }
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK) 2>&1 | { $(PIP_NOISE); }
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { $(PIP_NOISE); }
+	$(BIN)/python scripts/check_install.py $(LOCK)
 	@touch $(STAMP)
 
 $(BIN)/lmplz: scripts/build_kenlm.sh | $(STAMP)
 	bash scripts/build_kenlm.sh $(VENV)
 
+lock: $(BIN)/pip-compile
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --extra dev --strip-extras \
+	  --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
+	$(BIN)/python scripts/check_install.py --lock-only $(LOCK)
+
+$(BIN)/pip-compile:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q pip-tools
+
 demo: setup
 	bash scripts/demo.sh $(DEMO_OUT)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 bench: setup
 	$(BIN)/python benchmarks/bench_phrases.py
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .ruff_cache .hypothesis
