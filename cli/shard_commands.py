@@ -1,6 +1,6 @@
 """`ambert shard build|verify|inspect`: aligned fine/coarse examples in deterministic WebDataset shards.
 
-ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--no-nsp] [Beam flags]
+ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--no-nsp [--packing full]] [Beam flags]
 ambert shard verify out/shards-en;  ambert shard inspect out/shards-en -n 3
 """
 
@@ -24,6 +24,13 @@ def build(
     out: Annotated[str, typer.Option(help="Shard set directory to write.")],
     max_seq_len: Annotated[int, typer.Option(help="Most tokens per example, on both granularities.")] = 128,
     nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Sentence pairs with next-sentence labels.")] = True,
+    packing: Annotated[
+        str,
+        typer.Option(
+            help="Without NSP: 'document' (sentences of one document per example) or 'full' (RoBERTa's "
+            "FULL-SENTENCES: across documents, a [SEP] after each, filled to --max-seq-len)."
+        ),
+    ] = "document",
     samples_per_shard: Annotated[
         int,
         typer.Option(
@@ -62,6 +69,7 @@ def build(
             out=out.rstrip("/"),
             max_seq_len=max_seq_len,
             nsp=nsp,
+            packing=packing,
             samples_per_shard=samples_per_shard,
             seed=seed,
             docs_per_line=docs_per_line,
@@ -80,7 +88,8 @@ def build(
     dropped = ", ".join(f"{k} {v}" for k, v in documents["dropped"].items()) or "none"
     console.print(
         f"documents read {documents['read']:,}, kept {documents['kept']:,}, dropped: {dropped}; "
-        f"{totals['samples']:,} samples in {totals['shards']} shards; {seconds:.1f} s"
+        f"{totals['samples']:,} samples in {totals['shards']} shards; fill ratio fine "
+        f"{totals['fill_ratio']['fine']:.2f}, coarse {totals['fill_ratio']['coarse']:.2f}; {seconds:.1f} s"
     )
     for error in manifest["accounting"]["files"]["errors"]:
         console.print(f"[yellow]warning:[/] {error}")

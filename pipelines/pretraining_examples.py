@@ -136,28 +136,37 @@ def assemble(
     next_doc_id: str = "",
 ) -> ShardExample:
     """[CLS] a [SEP] (b [SEP]) at both granularities; segment type 1 for b and its [SEP]."""
+    return assemble_pieces(
+        key, doc_id, [a] if b is None else [a, b], [0] if b is None else [0, 1], cls_id, sep_id, nsp_label, next_doc_id
+    )
+
+
+def assemble_pieces(
+    key: str,
+    doc_id: str,
+    pieces: list[Segment],
+    types: list[int],
+    cls_id: int,
+    sep_id: int,
+    nsp_label: int = -1,
+    next_doc_id: str = "",
+) -> ShardExample:
+    """[CLS] piece [SEP] piece [SEP] … at both granularities, each piece and its [SEP] of its segment type."""
     special = lambda token: np.array([token], dtype=np.int32)  # noqa: E731
     none = np.zeros((1, 2), dtype=np.int32)
-    parts_fine, parts_coarse, parts_ends, parts_fo, parts_co, types_f, types_c = [], [], [], [], [], [], []
-    base = 0
-    for number, segment in enumerate([a] if b is None else [a, b]):
-        if number == 0:
-            parts_fine.append(special(cls_id))
-            parts_coarse.append(special(cls_id))
-            parts_ends.append(np.array([1], dtype=np.int32))
-            parts_fo.append(none)
-            parts_co.append(none)
-            types_f.append(np.zeros(1, np.uint8))
-            types_c.append(np.zeros(1, np.uint8))
-            base = 1
+    parts_fine, parts_coarse, parts_ends = [special(cls_id)], [special(cls_id)], [np.array([1], dtype=np.int32)]
+    parts_fo, parts_co = [none], [none]
+    types_f, types_c = [np.zeros(1, np.uint8)], [np.zeros(1, np.uint8)]
+    base = 1
+    for segment, kind in zip(pieces, types, strict=True):
         fine, coarse = len(segment) + 1, len(segment.coarse_ids) + 1  # the segment and its [SEP]
         parts_fine += [segment.fine_ids, special(sep_id)]
         parts_coarse += [segment.coarse_ids, special(sep_id)]
         parts_ends += [segment.coarse_ends + base, np.array([base + fine], dtype=np.int32)]
         parts_fo += [segment.fine_offsets, none]
         parts_co += [segment.coarse_offsets, none]
-        types_f.append(np.full(fine, number, np.uint8))
-        types_c.append(np.full(coarse, number, np.uint8))
+        types_f.append(np.full(fine, kind, np.uint8))
+        types_c.append(np.full(coarse, kind, np.uint8))
         base += fine
     ends = np.concatenate(parts_ends).astype(np.int32)
     align = np.stack([np.concatenate([[0], ends[:-1]]), ends], axis=1).astype(np.int32)
@@ -174,6 +183,64 @@ def assemble(
         nsp_label=nsp_label,
         next_doc_id=next_doc_id,
     )
+
+
+class FullSentencePacker:
+    """Without NSP, RoBERTa's FULL-SENTENCES packing: sentences flow across document boundaries into
+    [CLS] doc-a sentences [SEP] doc-b sentences [SEP] … filled to max_seq_len fine tokens (short by less than one
+    coarse token and a [SEP]; the last example of a task may be shorter); a sentence that does not fit is cut
+    between coarse tokens and goes on in the next example. An example's doc_id (and key) is that of the
+    document its first token comes from; the offsets of each piece point into its own document;
+    next_doc_id names the document of its last piece.
+
+        packer = FullSentencePacker(seed, max_seq_len, cls_id, sep_id)
+        examples = packer.add(doc_id, segments) ...; examples += packer.close()
+    """
+
+    def __init__(self, seed: int, max_seq_len: int, cls_id: int, sep_id: int):
+        self._seed, self._limit, self._ids = seed, max_seq_len - 1, (cls_id, sep_id)  # [CLS] is not in the limit
+        self._pieces: list[tuple[str, list[Segment]]] = []  # (document, its segments in this example)
+        self._length = 0  # fine tokens of the pieces and their [SEP]s
+        self._started = ("", 0)  # (document, examples started in it): keys are (seed, document, n)
+
+    def add(self, doc_id: str, segments: list[Segment]) -> list[ShardExample]:
+        done: list[ShardExample] = []
+        for segment in segments:
+            while len(segment.coarse_ids):
+                opened = bool(self._pieces) and self._pieces[-1][0] == doc_id
+                room = self._limit - self._length - (0 if opened else 1)  # a new piece needs its [SEP]
+                keep = int(np.searchsorted(segment.coarse_ends, room, side="right")) if room > 0 else 0
+                if keep == 0:  # not one more coarse token fits
+                    if not self._pieces:
+                        raise ValueError(f"{doc_id}: a segment of {len(segment)} tokens was not truncated to fit")
+                    done.append(self._finish())
+                    continue
+                if not opened:
+                    self._pieces.append((doc_id, []))
+                    self._length += 1
+                head = segment.coarse_slice(0, keep)
+                self._pieces[-1][1].append(head)
+                self._length += len(head)
+                segment = segment.coarse_slice(keep, len(segment.coarse_ids))
+        return done
+
+    def close(self) -> list[ShardExample]:
+        return [self._finish()] if self._pieces else []
+
+    def _finish(self) -> ShardExample:
+        first, last = self._pieces[0][0], self._pieces[-1][0]
+        number = self._started[1] if self._started[0] == first else 0  # examples start in document order
+        self._started = (first, number + 1)
+        example = assemble_pieces(
+            example_key(self._seed, first, number),
+            first,
+            [concat(segments) for _doc, segments in self._pieces],
+            [0] * len(self._pieces),
+            *self._ids,
+            next_doc_id=last if last != first else "",
+        )
+        self._pieces, self._length = [], 0
+        return example
 
 
 def contiguous_examples(

@@ -50,6 +50,7 @@ from pipelines.files import (
     write_atomically,
 )
 from pipelines.pretraining_examples import (
+    FullSentencePacker,
     Segment,
     contiguous_examples,
     pair_examples,
@@ -62,6 +63,7 @@ from vocab.sentences import split_sentences
 from vocab.shard_set import MANIFEST
 
 _LOG = logging.getLogger(__name__)
+PACKINGS = ("document", "full")
 MANIFEST_SCHEMA_VERSION = 1
 
 
@@ -76,6 +78,14 @@ class ShardConfig:
     )
     max_seq_len: int = field(default=128, metadata={"help": "Most tokens per example, on both granularities."})
     nsp: bool = field(default=True, metadata={"help": "Sentence pairs with next-sentence labels."})
+    packing: str = field(
+        default="document",
+        metadata={
+            "help": "Without NSP: 'document' packs consecutive sentences of one document per example; 'full' "
+            "(RoBERTa's FULL-SENTENCES) lets sentences flow across documents, a [SEP] after each document's "
+            "piece, examples filled to max_seq_len and cut only between coarse tokens."
+        },
+    )
     samples_per_shard: int = field(
         default=10_000,
         metadata={
@@ -109,6 +119,10 @@ class ShardConfig:
             raise ValueError(f"--max-seq-len must be between 8 and 65535, got {self.max_seq_len}")
         if min(self.samples_per_shard, self.pool_docs, self.run_bytes) < 1 or self.split_bytes < 0:
             raise ValueError("--samples-per-shard and --pool-docs must be positive, --split-bytes ≥ 0 (0: auto)")
+        if self.packing not in PACKINGS:
+            raise ValueError(f"--packing must be one of {', '.join(PACKINGS)}, got {self.packing!r}")
+        if self.packing == "full" and self.nsp:
+            raise ValueError("--packing full packs single segments across documents: add --no-nsp")
 
     @property
     def work_dir(self) -> str:
@@ -348,6 +362,7 @@ class _SplitToRuns(beam.DoFn):
         cfg, tally = self._cfg, Tally()
         runs = RunWriter(f"{cfg.work_dir}/runs/{split.index:06d}.run", cfg.run_bytes)
         pool: list[tuple[str, list[Segment]]] = []
+        packer = FullSentencePacker(cfg.seed, cfg.max_seq_len, *self._ids) if cfg.packing == "full" else None
         documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start, split.end)
         for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
             if isinstance(batch, Count):
@@ -355,6 +370,9 @@ class _SplitToRuns(beam.DoFn):
                     tally.add(batch.name, batch.amount)
                 continue
             for doc_id, segments in self._tokenizer.tokenize(batch, tally):
+                if packer is not None:
+                    self._keep(packer.add(doc_id, segments), runs, tally)
+                    continue
                 if not cfg.nsp:
                     self._keep(
                         contiguous_examples(doc_id, segments, cfg.seed, cfg.max_seq_len, *self._ids), runs, tally
@@ -366,6 +384,8 @@ class _SplitToRuns(beam.DoFn):
                     pool = []
         if pool:
             self._pairs(pool, runs, tally)
+        if packer is not None:
+            self._keep(packer.close(), runs, tally)
         record = runs.close()
         if record is not None:
             yield record
@@ -529,6 +549,7 @@ def build_manifest(
             "fine_tokens": counters.get("fine_tokens", 0),
             "coarse_tokens": counters.get("coarse_tokens", 0),
             "nsp_labels": with_prefix(counters, "nsp_label."),
+            "fill_ratio": fill_ratio(counters, cfg.max_seq_len),
         },
         "accounting": {
             "files": {
@@ -556,6 +577,12 @@ def build_manifest(
             },
         },
     }
+
+
+def fill_ratio(counters: dict, max_seq_len: int) -> dict[str, float]:
+    """Real tokens / max_seq_len per side over all examples (1.0: no padding at all)."""
+    slots = counters.get("examples", 0) * max_seq_len
+    return {side: round(counters.get(f"{side}_tokens", 0) / slots, 4) if slots else 0.0 for side in ("fine", "coarse")}
 
 
 def drop_empty_shards(out: str, shards: list[dict]) -> list[dict]:

@@ -20,7 +20,13 @@ import pytest
 import webdataset as wds
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
-from pipelines.pretraining_examples import Segment, contiguous_examples, pair_examples, truncate_segment
+from pipelines.pretraining_examples import (
+    FullSentencePacker,
+    Segment,
+    contiguous_examples,
+    pair_examples,
+    truncate_segment,
+)
 from pipelines.shards import ShardConfig, run
 from tests.vocab.conftest import build_en, build_zh
 from vocab.aligned_codec import ShardExample, alignment_faults, decode_sample, write_tar
@@ -468,6 +474,51 @@ def test_examples_fit_and_stay_aligned(seed):
         for example in [*pairs, *plain]:
             assert alignment_faults(example) == [] and len(example.fine_ids) <= 40
             assert example.fine_ids[0] == 101 and example.fine_ids[-1] == 102
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_full_sentence_packing_fills_examples_and_cuts_between_coarse_tokens(seed):
+    """Every token of every document, in order, once; each example but the last filled to max_seq_len (short by
+    less than a coarse token and a [SEP]); a [SEP]
+    after each document's piece; pieces start and end on coarse tokens (alignment holds)."""
+    rng = random.Random(seed)
+    documents = [
+        (f"d{i}", [truncate_segment(random_segment(rng), 38) for _ in range(rng.randint(1, 5))]) for i in range(30)
+    ]
+    packer = FullSentencePacker(seed, 40, 101, 102)
+    examples = [e for doc_id, segments in documents for e in packer.add(doc_id, segments)] + packer.close()
+    assert len(examples) > 5 and len({e.key for e in examples}) == len(examples)
+    for example in examples:
+        assert alignment_faults(example) == [] and example.fine_ids[0] == 101 and example.fine_ids[-1] == 102
+        assert not example.fine_type.any() and example.nsp_label == -1
+    assert all(37 <= len(e.fine_ids) <= 40 for e in examples[:-1])  # short by < a coarse token (≤ 3) + [SEP]
+    starts = [int(e.doc_id[1:]) for e in examples]  # the document of each example's first token
+    assert starts == sorted(starts) and len(set(starts)) < len(starts)
+    tokens = [t for e in examples for t in e.fine_ids.tolist() if t not in (101, 102)]
+    assert tokens == [t for _d, segments in documents for s in segments for t in s.fine_ids.tolist()]
+    separators = sum(int((e.fine_ids == 102).sum()) for e in examples)
+    assert separators >= len(documents) and all(e.coarse_ids[-1] == 102 for e in examples)
+
+
+def test_full_packing_fill_ratio_on_the_bundled_corpora(artifacts, en_corpus, tmp_path):
+    """--packing full on the bundled English and Chinese samples at seq 128 fills ≥ 0.9 of the fine side;
+    document packing of the short paragraphs leaves much more padding. The manifest records both sides."""
+    options = {"nsp": False, "max_seq_len": 128, "samples_per_shard": 200}
+    zh = tmp_path / "zh.txt"
+    zh.write_text("\n".join(first_lines(REPO / "data" / "zh" / "pku199801_sample.txt.gz", 300)) + "\n")
+    for lang, corpus, docs_per_line in (("en", en_corpus, False), ("zh", zh, True)):
+        full = shard(
+            artifacts[lang], [corpus], tmp_path / f"{lang}-full", packing="full", docs_per_line=docs_per_line, **options
+        )
+        document = shard(artifacts[lang], [corpus], tmp_path / f"{lang}-doc", docs_per_line=docs_per_line, **options)
+        fill, baseline = full["totals"]["fill_ratio"], document["totals"]["fill_ratio"]
+        assert fill["fine"] >= 0.9 > baseline["fine"] and fill["coarse"] <= fill["fine"], (lang, fill, baseline)
+        assert full["totals"]["fine_tokens"] < document["totals"]["fine_tokens"]  # fewer [CLS]/[SEP]
+        assert full["options"]["packing"] == "full" and verify_shard_set(str(tmp_path / f"{lang}-full"))[0] == []
+    with pytest.raises(ValueError, match="--no-nsp"):
+        ShardConfig(vocab="v", corpus=("c",), out="o", packing="full")
+    with pytest.raises(ValueError, match="--packing must be one of document, full"):
+        ShardConfig(vocab="v", corpus=("c",), out="o", nsp=False, packing="fulll")
 
 
 def test_cli_build_and_inspect(artifacts, tmp_path):
