@@ -1,29 +1,32 @@
-"""Fine-tuning a pre-trained AMBERT (or variant) for classification and sentence pairs, and predicting with it.
+"""The one fine-tuning loop and the sequence-level model every task type shares, and saving/loading what it tuned.
 
     ambert finetune --task classify --train train.tsv --dev dev.tsv --test test.tsv --init RUN --out FT
-    ambert evaluate --model FT --data test.tsv          (accuracy, macro-F1, confusion matrix PNG)
-AMBERT's objective (paper eq. 2): cross-entropy of the fine [CLS] classifier, of the coarse [CLS] classifier and of
-the classifier on their concatenation, plus λ‖ŷ_fine − ŷ_coarse‖² (agreement of the two predicted distributions).
-Prediction comes from the concatenation by default; `--predict-from fine` is AMBERT-Single (fine encoder only).
-Single-sided variants (bert-fine, bert-coarse, hybrid) train one classifier with plain cross-entropy.
+    ambert evaluate --model FT --data test.tsv          (the task's metrics, confusion matrix PNG)
+SequenceClassifier puts linear heads on the pooled [CLS] states: for AMBERT (and combo) one on the fine side, one
+on the coarse side and one on their concatenation, trained together with the agreement regularizer of paper eq. 2
+(the task modules classify, regress, choice define the losses); prediction comes from the concatenation by default,
+`--predict-from fine` is AMBERT-Single (fine encoder only). Single-sided variants (bert-fine, bert-coarse, hybrid)
+train one head. `fit` runs the epochs (--grad-accum, --precision, best epoch kept on the CPU, a progress bar).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
 
 TWO_SIDED = ("ambert", "combo")
+PRECISIONS = ("fp32", "bf16", "fp16")
 FINETUNE_JSON, WEIGHTS = "finetune.json", "model.safetensors"
 
 
@@ -31,7 +34,10 @@ FINETUNE_JSON, WEIGHTS = "finetune.json", "model.safetensors"
 class FinetuneConfig:
     task: str = field(
         default="classify",
-        metadata={"help": "classify (TSV/JSONL: label, text, optional text_b) or span (SQuAD-format JSON)."},
+        metadata={
+            "help": "classify | regress | choice | span (generic files), or a named benchmark task read from "
+            "--data DIR in its own format: clue/tnews, glue/stsb, squad2, race, … (`ambert finetune --help`)."
+        },
     )
     epochs: int = field(default=3, metadata={"help": "Passes over the training file."})
     batch_size: int = field(default=32, metadata={"help": "Examples per step."})
@@ -48,6 +54,12 @@ class FinetuneConfig:
     predict_from: str = field(
         default="concat",
         metadata={"help": "concat | fine | coarse: the classifier that predicts (fine = AMBERT-Single)."},
+    )
+    grad_accum: int = field(
+        default=1, metadata={"help": "Micro-batches of --batch-size per optimizer step (gradient accumulation)."}
+    )
+    precision: str = field(
+        default="fp32", metadata={"help": "fp32 | bf16 | fp16: autocast mixed precision of training and prediction."}
     )
     dropout: float = field(default=0.1, metadata={"help": "Dropout of the classifier input."})
     doc_stride: int = field(default=64, metadata={"help": "span: step between context windows (fine tokens)."})
@@ -69,6 +81,7 @@ class SequenceClassifier(nn.Module):
         self.encoder = encoder
         self.variant = model_config.variant
         self.heads = heads_of(self.variant)
+        self.num_outputs = num_labels
         hidden = model_config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.classifiers = nn.ModuleDict(
@@ -97,15 +110,6 @@ class SequenceClassifier(nn.Module):
         if "concat" in heads:
             pooled["concat"] = torch.cat([pooled["fine"], pooled["coarse"]], dim=-1)  # (B, 2H)
         return {head: self.classifiers[head](self.dropout(pooled[head])) for head in heads}
-
-
-def classification_loss(logits: dict[str, torch.Tensor], labels: torch.Tensor, reg_lambda: float) -> torch.Tensor:
-    """Σ_heads cross-entropy + λ · mean_batch ‖softmax(fine) − softmax(coarse)‖² (when both sides exist)."""
-    loss = sum(F.cross_entropy(head_logits, labels) for head_logits in logits.values())
-    if "fine" in logits and "coarse" in logits and reg_lambda:
-        gap = logits["fine"].softmax(-1) - logits["coarse"].softmax(-1)  # (B, C)
-        loss = loss + reg_lambda * gap.pow(2).sum(-1).mean()
-    return loss
 
 
 def prediction_head(variant: str, predict_from: str) -> str:
@@ -143,7 +147,12 @@ def load_finetuned(directory: str) -> tuple[SequenceClassifier, dict]:
         record = json.load(handle)
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["model"].items()})
     tuning = FinetuneConfig(**record["finetune"])
-    classifier = SequenceClassifier(AmbertModel(model_config), model_config, len(record["labels"]), tuning.dropout)
+    if record.get("task") == "span":
+        raise ValueError(f"{directory} holds a span model: load it with trainer.finetune.span.load_span_model")
+    from trainer.finetune.tasks import task_kind
+
+    outputs = task_kind(record.get("task", "classify")).num_outputs(record.get("labels"))
+    classifier = SequenceClassifier(AmbertModel(model_config), model_config, outputs, tuning.dropout)
     load_model(classifier, os.path.join(directory, WEIGHTS))
     return classifier.eval(), record
 
@@ -157,26 +166,163 @@ def batches_of(examples: list, batch_size: int):
         yield examples[start : start + batch_size]
 
 
-@torch.no_grad()
-def predict(
-    classifier: SequenceClassifier,
-    examples: list,
-    spec,
-    head: str,
-    batch_size: int = 64,
-    device: torch.device | str | None = None,
-) -> list[int]:
-    """Label ids predicted by one head (fine: AMBERT-Single, only the fine encoder runs)."""
-    from trainer.masking import pad_examples
+def autocast(precision: str, device: torch.device):
+    """The autocast context of --precision: bf16 / fp16 mixed precision, or nothing for fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
-    classifier.eval()
-    device = device or next(classifier.parameters()).device
-    heads = ("fine", "coarse", "concat") if head == "concat" else (head,)
-    predicted = []
-    for chunk in batches_of(examples, batch_size):
-        logits = classifier(pad_examples(chunk, spec).to(device), heads=heads)[head]
-        predicted.extend(logits.argmax(-1).tolist())
-    return predicted
+
+def epoch_progress(total: int, description: str):
+    """A progress bar over one epoch's optimizer steps on a terminal (stderr); silent when piped or under CI."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    return bar, bar.add_task(description, total=total)
+
+
+def fit(model: nn.Module, num_train: int, step_loss, dev_score, tuning: FinetuneConfig, report=None):
+    """The one fine-tuning loop of every task type: AdamW, linear warm-up and decay, --grad-accum micro-batches,
+    --precision autocast (fp16 with a gradient scaler on a GPU), gradient clipping at 1.0, a progress bar per epoch.
+
+    `step_loss(rows)` gives the loss of the training items `rows` (a list of indices); `dev_score()` the dev
+    {"score": the number to maximise, ...} after each epoch. The best epoch's weights are kept as a CPU copy (never
+    a second copy on the GPU) and loaded back at the end. Returns (best epoch, history)."""
+    from trainer.model import parameter_groups
+    from trainer.train import lr_lambda
+
+    if tuning.grad_accum < 1:
+        raise ValueError(f"--grad-accum {tuning.grad_accum} must be at least 1")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(parameter_groups(model, tuning.weight_decay), lr=tuning.lr, eps=1e-6)
+    micro_steps = -(-num_train // tuning.batch_size)
+    steps_per_epoch = -(-micro_steps // tuning.grad_accum)
+    steps = tuning.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(tuning.warmup_ratio * steps), steps))
+    scaler = torch.amp.GradScaler(device.type, enabled=tuning.precision == "fp16" and device.type == "cuda")
+    best_score, best_state, best_epoch, history = -math.inf, None, 0, []
+    for epoch in range(tuning.epochs):
+        model.train()
+        order = torch.randperm(num_train, generator=torch.Generator().manual_seed(tuning.seed * 1000 + epoch)).tolist()
+        chunks = list(batches_of(order, tuning.batch_size))
+        total = 0.0
+        bar, task = epoch_progress(steps_per_epoch, f"epoch {epoch + 1}/{tuning.epochs}")
+        with bar:
+            for number, rows in enumerate(chunks):
+                with autocast(tuning.precision, device):
+                    loss = step_loss(rows)
+                group = min(tuning.grad_accum, len(chunks) - number // tuning.grad_accum * tuning.grad_accum)
+                scaler.scale(loss.float() / group).backward()  # the mean over the micro-batches of one step
+                total += float(loss.detach())
+                if (number + 1) % tuning.grad_accum == 0 or number + 1 == len(chunks):
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    bar.advance(task)
+        scores = dev_score()
+        history.append({"epoch": epoch + 1, "train_loss": total / max(len(chunks), 1), **scores})
+        if report:
+            report(history[-1])
+        if scores["score"] > best_score:
+            best_score, best_epoch = scores["score"], epoch + 1
+            best_state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return best_epoch, history
+
+
+def load_pretrained(init: str, tuning: FinetuneConfig):
+    """(run directory, checkpoint, model config, tokenizer, masking spec, encoder with the checkpoint's weights)."""
+    from trainer.checkpoint import load_weights, locate_run
+    from trainer.config import read_config
+    from trainer.masking import MaskingSpec
+    from trainer.model import AmbertModel
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    run_dir, checkpoint = locate_run(init)
+    model_config = read_config(os.path.join(run_dir, "config.json")).model
+    if tuning.max_seq_len > model_config.max_position:
+        raise ValueError(
+            f"--max-seq-len {tuning.max_seq_len} exceeds the model's {model_config.max_position} positions: "
+            f"pass --max-seq-len {model_config.max_position} or less"
+        )
+    vocab_dir = os.path.join(run_dir, "vocab")
+    torch.manual_seed(tuning.seed)
+    encoder = AmbertModel(model_config)
+    load_weights(checkpoint, encoder)
+    tokenizer = MultiGrainedTokenizer.from_artifact(vocab_dir)
+    return run_dir, checkpoint, model_config, tokenizer, MaskingSpec.from_artifact(vocab_dir), encoder
+
+
+def finetune_sequence(
+    kind,
+    rows: dict[str, list],
+    init: str,
+    out: str,
+    tuning: FinetuneConfig,
+    report=None,
+    positive: str | None = None,
+) -> dict:
+    """Fine-tune a sequence-level task (`kind`: trainer.finetune.classify / regress / choice's TASK) on the rows of
+    "train", pick the epoch by "dev", score "dev" (and "test" when given). Writes OUT/model.safetensors,
+    finetune.json (task, labels, configs, history, scores), vocab/ and, for classification, confusion-*.png."""
+    run_dir, checkpoint, model_config, tokenizer, spec, encoder = load_pretrained(init, tuning)
+    head = prediction_head(model_config.variant, tuning.predict_from)
+    labels = kind.labels_of(rows)
+    encoded = {
+        split: kind.encode(tokenizer, split_rows, tuning.max_seq_len, split) for split, split_rows in rows.items()
+    }
+    gold = {split: kind.gold(split_rows, labels) for split, split_rows in rows.items()}
+    classifier = SequenceClassifier(encoder, model_config, kind.num_outputs(labels), tuning.dropout)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
+    classifier.to(device)
+    targets = kind.targets(gold["train"], device)
+
+    def step_loss(indices):
+        logits = kind.logits(classifier, [encoded["train"][i] for i in indices], spec, device)
+        return kind.loss(logits, targets[torch.as_tensor(indices, device=device)], tuning.reg_lambda)
+
+    def dev_score():
+        predicted = kind.predict(classifier, encoded["dev"], spec, head, precision=tuning.precision)
+        scores = kind.score(gold["dev"], predicted, labels, positive)
+        return {"score": scores[kind.main_metric], f"dev_{kind.main_metric}": scores[kind.main_metric]}
+
+    best_epoch, history = fit(classifier, len(encoded["train"]), step_loss, dev_score, tuning, report)
+    classifier.cpu()  # saved and scored on the CPU: the same numbers on any machine
+    record = {
+        **config_record(model_config, tuning),
+        "task": kind.name,
+        "labels": labels,
+        "positive": positive,
+        "init": os.path.abspath(checkpoint),
+        "best_epoch": best_epoch,
+        "history": history,
+        "head": head,
+        "scores": {},
+    }
+    for split in [s for s in ("dev", "test") if s in encoded]:
+        record["scores"][split] = kind.score(
+            gold[split], kind.predict(classifier, encoded[split], spec, head), labels, positive
+        )
+    save_finetuned(out, classifier, record, run_dir)
+    for split, scores in record["scores"].items():
+        if "confusion" in scores:
+            _plot_confusion(scores, scores["labels"], os.path.join(out, f"confusion-{split}.png"), f"{split} ({head})")
+    return record
 
 
 def finetune_classifier(
@@ -188,100 +334,12 @@ def finetune_classifier(
     test_path: str | None = None,
     report=None,
 ) -> dict:
-    """Fine-tune from a pre-training run (or one of its checkpoints); keep the epoch with the best dev accuracy.
+    """Fine-tune a classifier from labeled files (TSV/JSONL: label, text, optional text_b); see finetune_sequence."""
+    from trainer.finetune import classify
+    from trainer.finetune.readers import read_labeled
 
-    Writes OUT/model.safetensors, finetune.json (labels, configs, dev/test scores), vocab/ and confusion PNGs.
-    """
-    from trainer.checkpoint import load_weights, locate_run
-    from trainer.config import read_config
-    from trainer.finetune.readers import encode_labeled, label_vocabulary, read_labeled
-    from trainer.masking import MaskingSpec, pad_examples
-    from trainer.model import AmbertModel, parameter_groups
-    from trainer.train import lr_lambda
-    from vocab.multigrained import MultiGrainedTokenizer
-
-    run_dir, checkpoint = locate_run(init)
-    model_config = read_config(os.path.join(run_dir, "config.json")).model
-    if tuning.max_seq_len > model_config.max_position:
-        raise ValueError(
-            f"--max-seq-len {tuning.max_seq_len} exceeds the model's {model_config.max_position} positions"
-        )
-    head = prediction_head(model_config.variant, tuning.predict_from)
-    vocab_dir = os.path.join(run_dir, "vocab")
-    tokenizer = MultiGrainedTokenizer.from_artifact(vocab_dir)
-    spec = MaskingSpec.from_artifact(vocab_dir)
-    splits = {"train": read_labeled(train_path), "dev": read_labeled(dev_path)}
-    if test_path:
-        splits["test"] = read_labeled(test_path)
-    labels = label_vocabulary(splits["train"])
-    index = {label: i for i, label in enumerate(labels)}
-    for split, rows in splits.items():
-        unknown = sorted({row.label for row in rows} - set(index))
-        if unknown:
-            raise ValueError(f"{split} set has labels {unknown[:5]} that the training set lacks ({labels})")
-    encoded = {split: encode_labeled(tokenizer, rows, tuning.max_seq_len, split) for split, rows in splits.items()}
-    gold = {split: [index[row.label] for row in rows] for split, rows in splits.items()}
-
-    torch.manual_seed(tuning.seed)
-    encoder = AmbertModel(model_config)
-    load_weights(checkpoint, encoder)
-    classifier = SequenceClassifier(encoder, model_config, len(labels), tuning.dropout)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a GPU when there is one
-    classifier.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(classifier, tuning.weight_decay), lr=tuning.lr, eps=1e-6)
-    steps = tuning.epochs * -(-len(encoded["train"]) // tuning.batch_size)
-    warmup = int(tuning.warmup_ratio * steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, steps))
-    targets = torch.tensor(gold["train"], device=device)
-    best = (-1.0, None, -1)
-    history = []
-    for epoch in range(tuning.epochs):
-        classifier.train()
-        shuffled = torch.Generator().manual_seed(tuning.seed * 1000 + epoch)
-        order = torch.randperm(len(encoded["train"]), generator=shuffled).to(device)
-        total, count = 0.0, 0
-        for start in range(0, len(order), tuning.batch_size):
-            rows = order[start : start + tuning.batch_size]
-            batch = pad_examples([encoded["train"][i] for i in rows.tolist()], spec).to(device)
-            loss = classification_loss(classifier(batch), targets[rows], tuning.reg_lambda)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(classifier.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            total, count = total + float(loss.detach()), count + 1
-        predicted = predict(classifier, encoded["dev"], spec, head)
-        dev_accuracy = sum(p == g for p, g in zip(predicted, gold["dev"], strict=True)) / max(len(predicted), 1)
-        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), "dev_accuracy": dev_accuracy})
-        if report:
-            report(history[-1])
-        if dev_accuracy > best[0]:
-            best = (dev_accuracy, {k: v.detach().clone() for k, v in classifier.state_dict().items()}, epoch + 1)
-    classifier.load_state_dict(best[1])
-    classifier.cpu()  # saved and scored on the CPU: the same numbers on any machine
-    record = {
-        **config_record(model_config, tuning),
-        "labels": labels,
-        "init": os.path.abspath(checkpoint),
-        "best_epoch": best[2],
-        "history": history,
-        "head": head,
-        "scores": {},
-    }
-    for split in [s for s in ("dev", "test") if s in encoded]:
-        record["scores"][split] = score_predictions(
-            gold[split], predict(classifier, encoded[split], spec, head), labels
-        )
-    save_finetuned(out, classifier, record, run_dir)
-    for split, scores in record["scores"].items():
-        _plot_confusion(scores, labels, os.path.join(out, f"confusion-{split}.png"), f"{split} ({head})")
-    return record
-
-
-def score_predictions(gold: list[int], predicted: list[int], labels: list[str]) -> dict:
-    from trainer.finetune.metrics import classification_report
-
-    return classification_report([labels[i] for i in gold], [labels[i] for i in predicted], labels)
+    paths = {"train": train_path, "dev": dev_path, **({"test": test_path} if test_path else {})}
+    return finetune_sequence(classify.TASK, {s: read_labeled(p) for s, p in paths.items()}, init, out, tuning, report)
 
 
 def _plot_confusion(scores: dict, labels: list[str], path: str, title: str) -> None:
@@ -292,31 +350,38 @@ def _plot_confusion(scores: dict, labels: list[str], path: str, title: str) -> N
     plot_confusion_matrix(np.asarray(scores["confusion"]), labels, path, title)
 
 
-def evaluate_classifier(
-    directory: str, data_path: str, predict_from: str | None = None, png_path: str | None = None
+def evaluate_finetuned(
+    directory: str, rows: list, predict_from: str | None = None, png_path: str | None = None, name: str = "eval"
 ) -> dict:
-    """Scores of a fine-tuned classifier on a labeled file (accuracy, macro-F1, confusion matrix PNG)."""
-    from trainer.finetune.readers import encode_labeled, read_labeled
+    """Scores of a model written by finetune_sequence on `rows` (read like its training rows): the task's
+    metrics, the head, and a confusion matrix PNG for classification."""
+    from trainer.finetune.tasks import task_kind
     from trainer.masking import MaskingSpec
     from vocab.multigrained import MultiGrainedTokenizer
 
     classifier, record = load_finetuned(directory)
+    kind = task_kind(record.get("task", "classify"))
     head = prediction_head(classifier.variant, predict_from or record["head"])
     vocab_dir = os.path.join(directory, "vocab")
-    rows = read_labeled(data_path)
-    labels = record["labels"]
-    unknown = sorted({row.label for row in rows} - set(labels))
-    if unknown:
-        raise ValueError(f"{data_path} has labels {unknown[:5]} the classifier does not know ({labels})")
-    examples = encode_labeled(
+    labels = record.get("labels")
+    examples = kind.encode(
         MultiGrainedTokenizer.from_artifact(vocab_dir), rows, record["finetune"]["max_seq_len"], "eval"
     )
-    gold = [labels.index(row.label) for row in rows]
-    scores = score_predictions(gold, predict(classifier, examples, MaskingSpec.from_artifact(vocab_dir), head), labels)
-    scores["head"] = head
-    if png_path:
-        _plot_confusion(scores, labels, png_path, f"{os.path.basename(data_path)} ({head})")
+    gold = kind.gold(rows, labels)
+    predicted = kind.predict(classifier, examples, MaskingSpec.from_artifact(vocab_dir), head)
+    scores = {**kind.score(gold, predicted, labels, record.get("positive")), "head": head}
+    if png_path and "confusion" in scores:
+        _plot_confusion(scores, scores["labels"], png_path, f"{name} ({head})")
     return scores
+
+
+def evaluate_classifier(
+    directory: str, data_path: str, predict_from: str | None = None, png_path: str | None = None
+) -> dict:
+    """Scores of a fine-tuned classifier on a labeled file (accuracy, macro-F1, confusion matrix PNG)."""
+    from trainer.finetune.readers import read_labeled
+
+    return evaluate_finetuned(directory, read_labeled(data_path), predict_from, png_path, os.path.basename(data_path))
 
 
 def export_hf_classifier(directory: str, out: str) -> None:

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from trainer.config import load_config
-from trainer.finetune.loop import FinetuneConfig, classification_loss, finetune_classifier, load_finetuned, predict
+from trainer.finetune.classify import classification_loss, predict
+from trainer.finetune.loop import FinetuneConfig, finetune_classifier, load_finetuned
 from trainer.train import train
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
@@ -236,3 +237,67 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     )
     assert sum("pre-train" in line for line in lines) == 1
     assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert-fine")))["step"] == 6
+
+
+def test_regression_finetune_beats_a_constant_with_grad_accum_and_bf16(pretrained, tmp_path):
+    """A score set by the cue word (好 5, 坏 0, none 2.5): Pearson well above a constant's 0; bf16 autocast and
+    two micro-batches per step on the way."""
+    from trainer.finetune import regress
+    from trainer.finetune.loop import evaluate_finetuned, finetune_sequence
+    from trainer.finetune.readers import LabeledExample
+
+    rng = random.Random(4)
+    filler = list("今天我们在北京看了这个电影还有经济发展记者工作")
+
+    def rows(count):
+        made = []
+        for _ in range(count):
+            cue, value = rng.choice([("好", 5.0), ("坏", 0.0), ("", 2.5)])
+            words = rng.sample(filler, 6)
+            words.insert(rng.randint(0, 6), cue)
+            made.append(LabeledExample(text="".join(words), label=str(value + rng.uniform(-0.3, 0.3))))
+        return made
+
+    splits = {"train": rows(200), "dev": rows(40), "test": rows(40)}
+    tuning = FinetuneConfig(
+        task="regress", epochs=6, batch_size=8, grad_accum=2, precision="bf16", lr=3e-3, max_seq_len=32
+    )
+    record = finetune_sequence(regress.TASK, splits, str(pretrained), str(tmp_path / "reg"), tuning)
+    assert record["task"] == "regress" and record["scores"]["test"]["pearson"] > 0.5, record["history"]
+    scores = evaluate_finetuned(str(tmp_path / "reg"), splits["test"], predict_from="fine")
+    assert scores["head"] == "fine" and set(scores) >= {"pearson", "spearman", "mse"}
+
+
+def test_choice_finetune_beats_chance(pretrained, tmp_path):
+    """Three options, the right one holds 喜欢: accuracy well above 1/3 after a tiny fine-tune."""
+    from trainer.finetune import choice
+    from trainer.finetune.loop import evaluate_finetuned, finetune_sequence
+
+    rng = random.Random(5)
+    filler = list("今天我们在北京看了这个电影还有经济发展记者工作")
+
+    def rows(count):
+        made = []
+        for number in range(count):
+            options = ["".join(rng.sample(filler, 2)) for _ in range(3)]
+            label = rng.randrange(3)
+            options[label] = "喜欢" + options[label][:1]
+            made.append(
+                choice.ChoiceExample("".join(rng.sample(filler, 8)), "哪个", tuple(options), label, str(number))
+            )
+        return made
+
+    splits = {"train": rows(150), "dev": rows(30), "test": rows(45)}
+    tuning = FinetuneConfig(task="choice", epochs=5, batch_size=8, lr=3e-3, max_seq_len=32)
+    record = finetune_sequence(choice.TASK, splits, str(pretrained), str(tmp_path / "choice"), tuning)
+    assert record["scores"]["test"]["accuracy"] > 1 / 3 + 0.2, record["history"]
+    assert (
+        evaluate_finetuned(str(tmp_path / "choice"), splits["test"])["accuracy"] == record["scores"]["test"]["accuracy"]
+    )
+
+
+def test_option_scores_pad_missing_options():
+    from trainer.finetune.choice import MISSING, option_scores
+
+    scores = option_scores(torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]]), [2, 3])
+    assert scores.tolist() == [[1.0, 2.0, MISSING], [3.0, 4.0, 5.0]]
