@@ -58,6 +58,13 @@ class MultiGrainedTokenizer:
         self.coarse_index = {token: index for index, token in enumerate(coarse_vocab)}
         self.matcher = matcher
         self.segmenter = segmenter
+        # fine token strings by id: a lookup per token is far cheaper than Encoding.tokens,
+        # which builds a new string per token (WordPiece tokens are their vocabulary entries)
+        by_id = fine.get_vocab(with_added_tokens=True)
+        self._fine_tokens = [""] * (max(by_id.values()) + 1)
+        for token, index in by_id.items():
+            self._fine_tokens[index] = token
+        self._splits: dict[str, tuple[str, ...]] = {}  # out-of-vocabulary word -> its split (_split)
         self.cls_id = self.coarse_index["[CLS]"]
         self.sep_id = self.coarse_index["[SEP]"]
 
@@ -154,7 +161,7 @@ class MultiGrainedTokenizer:
         """Chinese: the in-vocabulary words of 2+ characters of `text` that begin and end on fine
         word boundaries, as (first fine position, end fine position, word), left to right."""
         groups = []
-        vocabulary, cut = self.coarse_index, self.segmenter.cut
+        vocabulary, cut, split = self.coarse_index, self.segmenter.cut, self._split
         for run_start, run_end in cjk_runs(text):
             run = text[run_start:run_end]
             words = cut(run)
@@ -177,28 +184,43 @@ class MultiGrainedTokenizer:
                 None not in (first_word, last_word, first_token, last_token)
                 and last_word - first_word == last_token - first_token == run_end - run_start - 1
             )
-            position = run_start
-            shift = first_token - run_start if one_to_one else 0  # fine position = character + shift
+            if not one_to_one:
+                position = run_start
+                for word in words:
+                    length = len(word)
+                    if length == 1:
+                        position += 1
+                        continue
+                    for unit in (word,) if word in vocabulary else split(word):
+                        start, position = position, position + len(unit)
+                        span = self._word_span(encoding, sequence, start, position) if len(unit) > 1 else None
+                        if span is not None:
+                            groups.append((*span, unit))
+                continue
+            position = first_token  # character run_start + k is fine position first_token + k
             for word in words:
                 length = len(word)
                 if length == 1:
                     position += 1
-                elif word in vocabulary and one_to_one:
-                    groups.append((position + shift, position + shift + length, word))
+                elif word in vocabulary:
+                    groups.append((position, position + length, word))
                     position += length
                 else:
-                    for unit in split_out_of_vocabulary(word, vocabulary) if word not in vocabulary else (word,):
-                        start, position = position, position + len(unit)
-                        if len(unit) == 1:
-                            continue
-                        span = (
-                            (start + shift, position + shift)
-                            if one_to_one
-                            else self._word_span(encoding, sequence, start, position)
-                        )
-                        if span is not None:
-                            groups.append((*span, unit))
+                    for unit in split(word):
+                        if len(unit) > 1:
+                            groups.append((position, position + len(unit), unit))
+                        position += len(unit)
         return groups
+
+    def _split(self, word: str) -> tuple[str, ...]:
+        """split_out_of_vocabulary(word), remembered: it depends on the word alone, and frequent
+        out-of-vocabulary words recur (the memory is emptied at 65,536 words)."""
+        pieces = self._splits.get(word)
+        if pieces is None:
+            if len(self._splits) >= 1 << 16:
+                self._splits.clear()
+            pieces = self._splits[word] = tuple(split_out_of_vocabulary(word, self.coarse_index))
+        return pieces
 
     @staticmethod
     def _word_span(encoding, sequence: int, start: int, end: int) -> Span | None:
@@ -213,8 +235,11 @@ class MultiGrainedTokenizer:
     # -- assembly ---------------------------------------------------------------------------
     def _build(self, texts: list[str], encoding) -> AlignedExample:
         # read each Encoding property once: every access builds a new Python list
-        ids, tokens, types, offsets = encoding.ids, encoding.tokens, encoding.type_ids, encoding.offsets
+        ids, offsets = encoding.ids, encoding.offsets
+        fine_tokens = self._fine_tokens
+        tokens = list(map(fine_tokens.__getitem__, ids))
         total = len(ids)
+        types = encoding.type_ids if len(texts) > 1 else [0] * total  # one text: every type is 0
         # the fine positions of each text: [CLS] A [SEP], or [CLS] A [SEP] B [SEP] (B has type 1)
         ends = [total - 1] if len(texts) == 1 else [types.index(1) - 1, total - 1]
         groups: list[tuple[int, int, str]] = []
