@@ -7,13 +7,13 @@ and manifest.json, written last (DESIGN.md, "Shard set"). Same input, options an
 byte-identical shards and manifest whatever the runner or the number of workers.
 
 Two stages. CorpusToRuns: one task per corpus split (plain files cut every `split_bytes`, compressed
-and Parquet files whole) reads its documents, tokenizes them, makes examples (NSP pools: `pool_docs`
-consecutive documents of the split) and writes them encoded and sorted by their 128-bit key to one run
-file per split in OUT/.work (pipelines/example_runs.py). RunsToShards: ceil(examples / samples_per_shard)
-shards, shard i holding the i-th equal slice of the key space, written in key order by groups of
-consecutive shards that read their key range of every run once (file operations grow with runs +
-shards, not runs × shards). Only file names and counts cross the runner's shuffles, so a local
-runner's memory does not grow with the corpus.
+and Parquet files whole) reads its documents and tokenizes them (pipelines/documents.py), makes
+examples (NSP pools: `pool_docs` consecutive documents of the split) and writes them encoded and
+sorted by their 128-bit key to one run file per split in OUT/.work (pipelines/example_runs.py).
+RunsToShards: ceil(examples / samples_per_shard) shards, shard i holding the i-th equal slice of the
+key space, written in key order by groups of consecutive shards that read their key range of every
+run once (file operations grow with runs + shards, not runs × shards). Only file names and counts
+cross the runner's shuffles, so a local runner's memory does not grow with the corpus.
 """
 
 from __future__ import annotations
@@ -31,35 +31,30 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from pipelines.accounting import Count, SplitCounters, WriteCounters, counter, with_prefix
-from pipelines.corpus import decode_line, read_in_batches
+from pipelines.corpus import read_in_batches
+from pipelines.documents import (
+    CorpusSplit,
+    DocumentTokenizer,
+    Tally,
+    corpus_root,
+    corpus_splits,
+    document_bytes,
+    documents_of,
+)
 from pipelines.example_runs import RunRecord, RunWriter, key_range, merged_key_range, read_index
 from pipelines.files import (
-    ReadFailure,
     clear_previous_outputs,
     delete_paths,
     expand_corpus_paths,
-    file_size,
-    line_before_is_blank,
     matching_paths,
     move_local_file,
     read_bytes,
-    read_lines,
-    record_format,
     replace_file,
-    splittable,
     write_atomically,
 )
-from pipelines.pretraining_examples import (
-    FullSentencePacker,
-    Segment,
-    contiguous_examples,
-    pair_examples,
-    segment_of,
-    truncate_segment,
-)
+from pipelines.pretraining_examples import FullSentencePacker, Segment, contiguous_examples, pair_examples
 from pipelines.runner import beam_pipeline
 from vocab.aligned_codec import encode_example, write_encoded_tar
-from vocab.sentences import split_sentences
 from vocab.shard_set import MANIFEST
 
 _LOG = logging.getLogger(__name__)
@@ -136,187 +131,6 @@ class ShardConfig:
         return {**options, "corpus": list(self.corpus)}
 
 
-@dataclass(frozen=True)
-class RawDocument:
-    doc_id: str  # "<path relative to the corpus root>:<byte offset of its first line>" (Parquet: row index)
-    fmt: str
-    lines: tuple[bytes | None, ...]
-
-
-@dataclass(frozen=True)
-class CorpusSplit:
-    """The documents of `path` whose first line starts in [start, end) (end None: to the end)."""
-
-    index: int  # its place in the list of splits: names its run files
-    path: str
-    start: int = 0
-    end: int | None = None
-
-    @property
-    def last(self) -> bool:
-        return self.end is None
-
-
-# -- reading ----------------------------------------------------------------------------------
-def corpus_root(paths: list[str]) -> str:
-    """The directory every corpus file is under: document ids are relative to it."""
-    return posixpath.dirname(paths[0]) if len(paths) == 1 else posixpath.commonpath(paths)
-
-
-def auto_split_bytes(plain_bytes: int) -> int:
-    """About 256 pieces of the plain files, each 1 MiB to 1 GiB: enough tasks to keep workers evenly
-    busy, few enough that run files (one per piece) stay few."""
-    return min(max(-(-plain_bytes // 256), 1 << 20), 1 << 30)
-
-
-def corpus_splits(paths: list[str], split_bytes: int) -> tuple[list[CorpusSplit], int]:
-    """(splits, split_bytes used): plain files in pieces of `split_bytes` (0: auto_split_bytes);
-    compressed and Parquet files whole (they cannot be entered part-way). Depends only on the files
-    and `split_bytes`, never on the runner."""
-    sizes = {path: file_size(path) if splittable(path) else 0 for path in paths}
-    split_bytes = split_bytes or auto_split_bytes(sum(sizes.values()))
-    splits: list[CorpusSplit] = []
-    for path in paths:
-        starts = list(range(0, sizes[path], split_bytes)) or [0]
-        for number, start in enumerate(starts):
-            end = starts[number + 1] if number + 1 < len(starts) else None
-            splits.append(CorpusSplit(len(splits), path, start, end))
-    return splits, split_bytes
-
-
-def documents_of(
-    path: str, root: str, docs_per_line: bool, max_line_bytes: int, start: int = 0, end: int | None = None
-):
-    """RawDocuments of one file, or of its split [start, end): a line each (jsonl, parquet rows, or
-    `docs_per_line`), else blank-line separated paragraphs. A document belongs to the split where its
-    first line starts. Raises ReadFailure after yielding what was readable."""
-    fmt = record_format(path)
-    name = posixpath.relpath(path, root) if root else path
-    one_per_line = docs_per_line or fmt in ("jsonl", "parquet")
-    lines: list[bytes | None] = []
-    first = 0
-    after_blank = None  # paragraphs: whether the line before the current one is blank (None: not known yet)
-    try:
-        for line in read_lines(path, max_line_bytes, start):
-            if one_per_line:
-                if end is not None and line.offset >= end:
-                    return
-                yield RawDocument(f"{name}:{line.offset}", fmt, (line.data,))
-                continue
-            if after_blank is None:
-                after_blank = line_before_is_blank(path, line.offset, max_line_bytes)
-            blank = line.data is not None and not line.data.strip()
-            if blank:
-                if lines:
-                    yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
-                lines = []
-            elif lines:
-                lines.append(line.data)
-            elif after_blank:  # a document starts here
-                if end is not None and line.offset >= end:
-                    return
-                first = line.offset
-                lines.append(line.data)
-            after_blank = blank  # a document started before `start` is skipped: the split before reads it
-    except ReadFailure:
-        if lines:  # the paragraph read before the damage
-            yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
-        raise
-    if lines:
-        yield RawDocument(f"{name}:{first}", fmt, tuple(lines))
-
-
-def _document_bytes(document: RawDocument) -> int:
-    return sum(len(line) for line in document.lines if line is not None)
-
-
-# -- tokenizing -------------------------------------------------------------------------------
-def document_sentences(document: RawDocument) -> tuple[list[tuple[int, str]], dict[str, int], int]:
-    """(sentences as (start character in the document, text), dropped line reasons, lines kept).
-    The document's text is its kept lines joined by "\n"; offsets point into it."""
-    sentences, dropped, kept, position = [], {}, 0, 0
-    for data in document.lines:
-        text, reason = decode_line(data, document.fmt)
-        if text is None:
-            dropped[reason] = dropped.get(reason, 0) + 1
-            continue
-        kept += 1
-        sentences += [(position + start, text[start:end]) for start, end in split_sentences(text)]
-        position += len(text) + 1
-    return sentences, dropped, kept
-
-
-class Tally(dict):
-    """Counter name → amount for one task; emitted as Count elements when the task ends."""
-
-    def add(self, name: str, amount: int = 1) -> None:
-        if amount:
-            self[name] = self.get(name, 0) + amount
-
-    def counts(self):
-        return [counter(name, amount) for name, amount in sorted(self.items())]
-
-
-class DocumentTokenizer:
-    """RawDocuments → (document id, aligned sentence Segments), counting lines, sentences and drops."""
-
-    def __init__(self, vocab: str, max_segment_tokens: int):
-        from vocab.multigrained import MultiGrainedTokenizer
-
-        self._tokenizer = MultiGrainedTokenizer.from_artifact(vocab)
-        self._max_segment_tokens = max_segment_tokens
-
-    def _encode(self, texts: list[str]):
-        """Encoded sentences; a sentence the tokenizer refuses is None (counted, never a crash)."""
-        from vocab.artifact import ArtifactError
-        from vocab.chinese_segmentation import SegmenterError
-
-        try:
-            return self._tokenizer.encode_batch(texts)
-        except (ArtifactError, SegmenterError):
-            encoded = []
-            for text in texts:
-                try:
-                    encoded.append(self._tokenizer.encode(text))
-                except (ArtifactError, SegmenterError) as error:
-                    _LOG.warning("sentence not tokenized: %s", error)
-                    encoded.append(None)
-            return encoded
-
-    def tokenize(self, batch: list[RawDocument], tally: Tally) -> list[tuple[str, list[Segment]]]:
-        tally.add("documents_read", len(batch))
-        split = [document_sentences(document) for document in batch]
-        encoded = iter(self._encode([text for sentences, _d, _k in split for _s, text in sentences]))
-        documents = []
-        for document, (sentences, dropped, kept_lines) in zip(batch, split, strict=True):
-            tally.add("lines_read", len(document.lines))
-            for reason, amount in dropped.items():
-                tally.add(f"lines_dropped.{reason}", amount)
-            segments = []
-            for start, _text in sentences:
-                sentence = next(encoded)
-                if sentence is None:
-                    tally.add("sentences_dropped.tokenizer_error")
-                    continue
-                segment = segment_of(sentence, start)
-                if segment is None:
-                    continue
-                cut = truncate_segment(segment, self._max_segment_tokens)
-                if len(cut.coarse_ids) < len(segment.coarse_ids):
-                    tally.add("sentences_truncated")
-                    tally.add("fine_tokens_truncated", len(segment) - len(cut))
-                if len(cut):
-                    segments.append(cut)
-            if not segments:
-                worst = min(dropped, key=lambda r: (-dropped[r], r)) if dropped else ""
-                tally.add(f"documents_dropped.{'empty' if kept_lines or not dropped else f'all_lines_{worst}'}")
-                continue
-            tally.add("documents_kept")
-            tally.add("sentences", len(segments))
-            documents.append((document.doc_id, segments))
-        return documents
-
-
 # -- examples ---------------------------------------------------------------------------------
 def count_examples(examples, tally: Tally) -> None:
     tally.add("examples", len(examples))
@@ -331,15 +145,16 @@ class _SplitToRuns(beam.DoFn):
     """A CorpusSplit → RunRecords of its examples, encoded and sorted by key, then its Counts.
     NSP pools are `pool_docs` consecutive kept documents of the split."""
 
-    def __init__(self, cfg: ShardConfig, root: str, cls_id: int, sep_id: int, batch_bytes: int = 1 << 20):
+    def __init__(self, cfg: ShardConfig, root: str, batch_bytes: int = 1 << 20):
         self._cfg = cfg
         self._root = root
-        self._ids = (cls_id, sep_id)
         self._batch_bytes = batch_bytes
         self._tokenizer = None
+        self._ids = (0, 0)
 
     def setup(self):
         self._tokenizer = DocumentTokenizer(self._cfg.vocab, self._cfg.max_seq_len - (3 if self._cfg.nsp else 2))
+        self._ids = (self._tokenizer.cls_id, self._tokenizer.sep_id)
 
     def _pairs(self, pool: list[tuple[str, list[Segment]]], runs: RunWriter, tally: Tally) -> None:
         segments = dict(pool)
@@ -364,7 +179,7 @@ class _SplitToRuns(beam.DoFn):
         pool: list[tuple[str, list[Segment]]] = []
         packer = FullSentencePacker(cfg.seed, cfg.max_seq_len, *self._ids) if cfg.packing == "full" else None
         documents = documents_of(split.path, self._root, cfg.docs_per_line, cfg.max_line_bytes, split.start, split.end)
-        for batch in read_in_batches(documents, _document_bytes, self._batch_bytes):
+        for batch in read_in_batches(documents, document_bytes, self._batch_bytes):
             if isinstance(batch, Count):
                 if batch.name != "files_read" or split.last:  # a file is read when its last split is
                     tally.add(batch.name, batch.amount)
@@ -396,10 +211,10 @@ class CorpusToRuns(beam.PTransform):
     """pbegin → RunRecords of every example (tokenized, paired or packed, encoded), plus Counts.
     One task per CorpusSplit; examples never cross the runner's shuffle."""
 
-    def __init__(self, cfg: ShardConfig, splits: list[CorpusSplit], root: str, cls_id: int, sep_id: int):
+    def __init__(self, cfg: ShardConfig, splits: list[CorpusSplit], root: str):
         super().__init__()
         self._splits = splits
-        self._fn = _SplitToRuns(cfg, root, cls_id, sep_id)
+        self._fn = _SplitToRuns(cfg, root)
 
     def expand(self, pbegin):
         return (
@@ -520,11 +335,9 @@ class RunsToShards(beam.PTransform):
         )
 
 
-def build_pipeline(
-    p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], splits: list[CorpusSplit], cls_id: int, sep_id: int
-) -> None:
+def build_pipeline(p: beam.Pipeline, cfg: ShardConfig, corpus_files: list[str], splits: list[CorpusSplit]) -> None:
     """Wire the stages: corpus splits → sorted runs of examples → shards; the counters file is last."""
-    runs, example_counters = p | "CorpusToRuns" >> CorpusToRuns(cfg, splits, corpus_root(corpus_files), cls_id, sep_id)
+    runs, example_counters = p | "CorpusToRuns" >> CorpusToRuns(cfg, splits, corpus_root(corpus_files))
     written = runs | "RunsToShards" >> RunsToShards(cfg.out, cfg.work_dir, cfg.samples_per_shard)
     # the one sink every branch feeds (the DaskRunner runs only what the last transform needs)
     (example_counters, written) | "WriteCounters" >> WriteCounters(f"{cfg.work_dir}/counters.json")
@@ -604,10 +417,8 @@ def drop_empty_shards(out: str, shards: list[dict]) -> list[dict]:
 def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, float]:
     """Run the pipeline; returns (the manifest, also written to OUT/manifest.json, seconds taken)."""
     from vocab.artifact import verify_artifact
-    from vocab.multigrained import MultiGrainedTokenizer
 
-    artifact = verify_artifact(cfg.vocab)
-    tokenizer = MultiGrainedTokenizer.from_artifact(cfg.vocab, verify=False)  # fails early on a bad artifact
+    artifact = verify_artifact(cfg.vocab)  # once, here: the workers' tokenizers trust it
     corpus_files = expand_corpus_paths(list(cfg.corpus))
     splits, split_bytes = corpus_splits(corpus_files, cfg.split_bytes)
     cfg = dataclasses.replace(cfg, split_bytes=split_bytes)  # the manifest records the size used
@@ -615,7 +426,7 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, flo
     clear_previous_outputs(cfg.out, MANIFEST, (".work/**", "shard-*.tar", "shard-*.tar.tmp-*"))
     started = time.monotonic()
     with beam_pipeline(beam_args) as pipeline:
-        build_pipeline(pipeline, cfg, corpus_files, splits, tokenizer.cls_id, tokenizer.sep_id)
+        build_pipeline(pipeline, cfg, corpus_files, splits)
     counters = json.loads(read_bytes(f"{cfg.work_dir}/counters.json"))
     records = matching_paths(f"{cfg.work_dir}/shards/*.json")
     shards = sorted((json.loads(read_bytes(path)) for path in records), key=lambda s: s["name"])

@@ -30,7 +30,7 @@ import apache_beam as beam
 
 from pipelines.accounting import WriteCounters, counter
 from pipelines.corpus import NormalizeLines, ReadCorpus
-from pipelines.files import expand_corpus_paths, read_bytes, read_lines, write_atomically
+from pipelines.files import expand_corpus_paths, file_size, read_bytes, read_lines, write_atomically
 from pipelines.runner import beam_pipeline
 from pipelines.similar_words import similar_words_table
 from pipelines.word_counts import CountWords
@@ -296,13 +296,7 @@ def measure_coarse_ratio(artifact_dir: str, corpus_files: list[str], beam_args: 
 
 
 def corpus_fingerprints(corpus_files: list[str]) -> list[dict]:
-    from apache_beam.io.filesystems import FileSystems
-
-    fingerprints = []
-    for path in corpus_files:
-        metadata = FileSystems.match([path])[0].metadata_list[0]
-        fingerprints.append({"path": path, "bytes": metadata.size_in_bytes})
-    return fingerprints
+    return [{"path": path, "bytes": file_size(path)} for path in corpus_files]
 
 
 def build_vocab(cfg: VocabConfig, beam_args: list[str] | None = None) -> dict:

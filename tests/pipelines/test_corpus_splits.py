@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipelines.documents import auto_split_bytes, corpus_splits, documents_of
 from pipelines.example_runs import KEY_SPACE, DuplicateKeyError, RunWriter, key_range, merged_key_range, read_index
 from pipelines.files import read_lines
-from pipelines.shards import auto_split_bytes, corpus_splits, documents_of, shard_groups
+from pipelines.shards import shard_groups
 
 LINES = [b"A sentence.", b"two words", b"", b"  ", b"\t \x0c", b"\r", b"x" * 30, b" " * 25, b"  y  ", b"\xff\xfe"]
 

@@ -20,6 +20,7 @@ import pytest
 import webdataset as wds
 from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
+from pipelines.documents import DocumentTokenizer, RawDocument, Tally
 from pipelines.pretraining_examples import (
     FullSentencePacker,
     Segment,
@@ -445,6 +446,15 @@ def test_verify_fails_on_a_duplicate_key_naming_both_samples(en_run, tmp_path):
     assert len(problems) == 2
     result = subprocess.run([AMBERT, "shard", "verify", str(out)], capture_output=True, text=True)
     assert result.returncode != 0 and "duplicate key" in result.stdout + result.stderr
+
+
+def test_sentences_without_tokens_are_counted_and_the_worker_tokenizer_gives_the_special_ids(artifacts):
+    tokenizer = DocumentTokenizer(artifacts["en"], 62)
+    tally = Tally()
+    lines = ("Hello world. \u200b\u200b. Bye.".encode(), "\x01\x02\x03 \u00ad".encode())
+    documents = tokenizer.tokenize([RawDocument("a.txt:0", "text", lines)], tally)
+    assert tally["sentences_dropped.no_tokens"] == 1 and tally["sentences"] == 2 == len(documents[0][1])
+    assert (tokenizer.cls_id, tokenizer.sep_id) == (101, 102)  # the bundled BERT vocabulary's
 
 
 def random_segment(rng: random.Random) -> Segment:
