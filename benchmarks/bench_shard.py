@@ -4,6 +4,8 @@ in one run.
     .venv/bin/python -m benchmarks.bench_shard --lang en --megabytes 20 [--nsp]     # from the repository root
     .venv/bin/python -m benchmarks.bench_shard --lang zh --megabytes 10 [--nsp]
 
+    .venv/bin/python -m benchmarks.bench_shard --io --runs 200 --shards 400   # assembly file operations only
+
 Run it at two sizes (e.g. --megabytes 5 and 20) to see whether peak RSS grows with the corpus.
 Each figure is measured in a fresh process, so its peak RSS is its own: the process (driver; the
 1-worker runner runs in it) and the largest of its children (the 2-worker runner's workers).
@@ -47,8 +49,8 @@ def take(lang: str, megabytes: float, out: Path) -> float:
 
 
 def baseline(artifact: str, corpus: Path, out: Path, max_seq_len: int, nsp: bool) -> int:
+    from pipelines.documents import document_sentences, documents_of
     from pipelines.pretraining_examples import contiguous_examples, pair_examples, segment_of, truncate_segment
-    from pipelines.shards import document_sentences, documents_of
     from vocab.aligned_codec import write_tar
     from vocab.multigrained import MultiGrainedTokenizer
 
@@ -106,15 +108,103 @@ def measure(figure: str, work: Path, max_seq_len: int, nsp: bool) -> dict:
     }
 
 
+def io_row(runs: int, shards: int, per_run: int) -> list[dict]:
+    """Shard assembly's file operations over `runs` sorted runs of random 128-bit keys, on a counting filesystem
+    over the local disk: one ranged read per (run, shard) (the assembly before, the baseline) against one per
+    (run, shard group) (pipelines/shards.shard_groups), in the same run. Both must deal out the same examples."""
+    import collections
+    import random
+
+    import fsspec
+    from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
+
+    from pipelines.example_runs import RunWriter, key_range, merged_key_range, read_index, read_key_range
+    from pipelines.shards import shard_groups
+
+    counts = collections.Counter()
+
+    class Counted(LocalFileOpener):
+        def read(self, *args):
+            counts["reads"] += 1
+            return super().read(*args)
+
+    class CountingFileSystem(LocalFileSystem):
+        protocol = "countlocal"
+
+        @classmethod
+        def _strip_protocol(cls, path):
+            return super()._strip_protocol(str(path).removeprefix("countlocal://"))
+
+        def _open(self, path, mode="rb", **kwargs):
+            handle = super()._open(path, mode, **kwargs)
+            if "r" in mode:
+                counts["opens"] += 1
+                handle.__class__ = Counted
+            return handle
+
+    fsspec.register_implementation("countlocal", CountingFileSystem, clobber=True)
+    rng = random.Random(1)
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        records = []
+        for run in range(runs):
+            writer = RunWriter(f"countlocal://{work}/runs/{run:06d}.run", 1 << 26)
+            for _ in range(per_run):
+                writer.add(f"{rng.getrandbits(128):032x}", rng.randbytes(200))
+            records.append(writer.close())
+        for name in ("one read per (run, shard): before", "one read per (run, shard group): now"):
+            counts.clear()
+            started = time.perf_counter()
+            indexes = [read_index(record) for record in records]
+            dealt = 0
+            if name.endswith("before"):
+                for shard in range(shards):
+                    lo, hi = key_range(shard, shards)
+                    dealt += sum(
+                        1
+                        for record, index in zip(records, indexes, strict=True)
+                        for _ in read_key_range(record, index, lo, hi)
+                    )
+            else:
+                for first, stop in shard_groups(runs, shards):
+                    lo, hi = key_range(first, shards)[0], key_range(stop - 1, shards)[1]
+                    dealt += sum(1 for _ in merged_key_range(records, indexes, lo, hi))
+            assert dealt == runs * per_run
+            rows.append(
+                {
+                    "figure": f"assembly io, {name}",
+                    "runs": runs,
+                    "shards": shards,
+                    "examples": dealt,
+                    "opens": counts["opens"],
+                    "reads": counts["reads"],
+                    "seconds": round(time.perf_counter() - started, 2),
+                }
+            )
+    rows[1]["ops_ratio_to_baseline"] = round(
+        (rows[0]["opens"] + rows[0]["reads"]) / (rows[1]["opens"] + rows[1]["reads"]), 1
+    )
+    rows[1]["speed_ratio_to_baseline"] = round(rows[0]["seconds"] / rows[1]["seconds"], 2)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lang", choices=sorted(FILES), default="en")
     parser.add_argument("--megabytes", type=float, default=10.0)
     parser.add_argument("--max-seq-len", type=int, default=128)
     parser.add_argument("--nsp", action="store_true", help="sentence pairs (NSP) instead of contiguous examples")
+    parser.add_argument("--io", action="store_true", help="only the assembly's file operations, before vs now")
+    parser.add_argument("--runs", type=int, default=200, help="--io: sorted run files")
+    parser.add_argument("--shards", type=int, default=400, help="--io: shards")
+    parser.add_argument("--per-run", type=int, default=500, help="--io: examples per run")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one figure in a child process
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.io:
+        for row in io_row(args.runs, args.shards, args.per_run):
+            print(json.dumps(row), flush=True)
+        return
     if args.measure:
         print(json.dumps(measure(args.measure, Path(args.work), args.max_seq_len, args.nsp)))
         return
