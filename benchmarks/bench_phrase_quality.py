@@ -106,12 +106,18 @@ def report(name: str, phrases: list[str], bigrams: list[str], gold: set[str]) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", nargs="+", default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        action="extend",
+        help="Corpus paths (--corpus A B or --corpus A --corpus B; default: ../shared/data/en/*.txt.gz).",
+    )
     parser.add_argument("--phrases-dir", help="an `ambert phrases` output directory to evaluate (default: run it)")
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--no-gensim", action="store_true", help="skip the gensim baseline")
     parser.add_argument("--no-coarse-ratio", action="store_true", help="skip the vocab build for the coarse ratio")
     args = parser.parse_args()
+    args.corpus = args.corpus or list(DEFAULT_CORPUS)
     from vocab.phrase_dictionary import read_phrase_tsv
 
     gold = wordnet_phrases()

@@ -73,10 +73,16 @@ def emit(figure: str, **values) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", nargs="+", default=DEFAULT_CORPUS)
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        action="extend",
+        help="Corpus paths (--corpus A B or --corpus A --corpus B; default: ../shared/data/en/*.txt.gz).",
+    )
     parser.add_argument("--order", type=int, default=4)
     parser.add_argument("--min-count", type=int, default=5)
     args = parser.parse_args()
+    args.corpus = args.corpus or list(DEFAULT_CORPUS)
     bin_dir = Path(sys.executable).parent
     megabytes = sum(_uncompressed_size(p) for p in args.corpus) / 1e6
     emit("corpus", files=len(args.corpus), megabytes=round(megabytes, 1))

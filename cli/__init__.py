@@ -6,6 +6,6 @@
 Each subcommand imports its heavy dependencies (Beam, KenLM, torch) only when it runs.
 """
 
-from cli.main import app
+from cli.main import app, run
 
-__all__ = ["app"]
+__all__ = ["app", "run"]

@@ -10,90 +10,39 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+from cli.common import console, fail, progress
+from cli.options import BEAM_FLAGS, AmbertCommand, config_options
+from pipelines.configs import ShardConfig
 
-shard_app = typer.Typer(help="Write, verify and inspect WebDataset shards of aligned examples.", no_args_is_help=True)
+shard_app = typer.Typer(
+    help="Write, verify and inspect WebDataset shards of aligned examples.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
-@shard_app.command("build", context_settings=BEAM_FLAGS)
-def build(
-    ctx: typer.Context,
-    vocab: Annotated[str, typer.Option(help="Vocab artifact directory.")],
-    corpus: Annotated[list[str], typer.Option(help="Corpus file, directory or glob (.txt, .jsonl, .gz); repeatable.")],
-    out: Annotated[str, typer.Option(help="Shard set directory to write.")],
-    max_seq_len: Annotated[int, typer.Option(help="Most tokens per example, on both granularities.")] = 128,
-    nsp: Annotated[bool, typer.Option("--nsp/--no-nsp", help="Sentence pairs with next-sentence labels.")] = True,
-    packing: Annotated[
-        str,
-        typer.Option(
-            help="Without NSP: 'document' (sentences of one document per example) or 'full' (RoBERTa's "
-            "FULL-SENTENCES: across documents, a [SEP] after each, filled to --max-seq-len)."
-        ),
-    ] = "document",
-    samples_per_shard: Annotated[
-        int,
-        typer.Option(
-            help="About this many samples per shard (ceil(examples / N) shards, each an equal slice of the key space)."
-        ),
-    ] = 10_000,
-    seed: Annotated[int, typer.Option(help="Seed of every random choice (hashed with document ids).")] = 12345,
-    docs_per_line: Annotated[
-        bool, typer.Option(help="One document per line in .txt (default: documents separated by blank lines).")
-    ] = False,
-    pool_docs: Annotated[
-        int, typer.Option(help="NSP: consecutive documents of a corpus split sharing a pool of random next segments.")
-    ] = 1000,
-    max_line_bytes: Annotated[int, typer.Option(help="Lines longer than this are dropped as too_long.")] = 1 << 20,
-    split_bytes: Annotated[
-        int,
-        typer.Option(
-            help="Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
-            "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece."
-        ),
-    ] = 0,
-):
+@shard_app.command("build", cls=AmbertCommand, context_settings=BEAM_FLAGS)
+@config_options(ShardConfig)
+def build(ctx: typer.Context, config: ShardConfig):
     """Tokenize documents into aligned fine/coarse examples and write shard-NNNNN.tar + manifest.json.
 
     Further flags go to Beam, as for `ambert phrases`.
     """
-    from pipelines.files import CorpusError
-    from pipelines.shards import ShardConfig, run
-    from vocab.artifact import ArtifactError
-    from vocab.chinese_segmentation import SegmenterError
+    from pipelines.shards import run
 
-    try:
-        cfg = ShardConfig(
-            vocab=vocab,
-            corpus=tuple(corpus),
-            out=out.rstrip("/"),
-            max_seq_len=max_seq_len,
-            nsp=nsp,
-            packing=packing,
-            samples_per_shard=samples_per_shard,
-            seed=seed,
-            docs_per_line=docs_per_line,
-            pool_docs=pool_docs,
-            max_line_bytes=max_line_bytes,
-            split_bytes=split_bytes,
-        )
-    except ValueError as error:
-        fail(str(error))
-    try:
-        with progress("[bold]ambert shard build[/]: running the Beam pipeline…"):
-            manifest, seconds = run(cfg, beam_flags(ctx))
-    except (CorpusError, ArtifactError, SegmenterError) as error:
-        fail(str(error))
+    with progress("[bold]ambert shard build[/]: running the Beam pipeline…"):
+        manifest, seconds = run(config, ctx.args)
     documents, totals = manifest["accounting"]["documents"], manifest["totals"]
     dropped = ", ".join(f"{k} {v}" for k, v in documents["dropped"].items()) or "none"
     console.print(
-        f"documents read {documents['read']:,}, kept {documents['kept']:,}, dropped: {dropped}; "
-        f"{totals['samples']:,} samples in {totals['shards']} shards; fill ratio fine "
-        f"{totals['fill_ratio']['fine']:.2f}, coarse {totals['fill_ratio']['coarse']:.2f}; {seconds:.1f} s"
+        f"[bold]ambert shard build[/]: documents read {documents['read']:,}, kept {documents['kept']:,}, "
+        f"dropped: {dropped}; {totals['samples']:,} samples in {totals['shards']} shards; fill ratio fine "
+        f"{totals['fill_ratio']['fine']:.2f}, coarse {totals['fill_ratio']['coarse']:.2f}; {seconds:.1f} s",
+        highlight=False,
     )
     for error in manifest["accounting"]["files"]["errors"]:
-        console.print(f"[yellow]warning:[/] {error}")
-    print(json.dumps({"out": cfg.out, "manifest": f"{cfg.out}/manifest.json", "samples": totals["samples"]}))
+        console.print(f"[yellow]warning:[/] {escape(error)}", highlight=False)
+    print(json.dumps({"out": config.out, "manifest": f"{config.out}/manifest.json", "samples": totals["samples"]}))
 
 
 @shard_app.command("verify")
@@ -107,7 +56,7 @@ def verify(directory: Annotated[str, typer.Argument(help="A shard set directory.
         fail(str(error))
     if faults:
         for fault in faults:
-            console.print(f"[bold red]fault:[/] {fault}", markup=True, highlight=False, soft_wrap=True)
+            console.print(f"[bold red]fault:[/] {escape(fault)}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     console.print(f"ok: {checked:,} samples checked in {directory}")
 

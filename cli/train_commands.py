@@ -102,7 +102,14 @@ def train(
         str | None,
         typer.Option(help="Hugging Face BERT directory (config.json, model.safetensors, vocab.txt) to start from."),
     ] = None,
-    strict: Annotated[bool, typer.Option(help="Stop on a corrupt shard instead of skipping it.")] = False,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="Stop on a corrupt shard instead of skipping it (data.strict; may change on --resume).",
+            show_default=False,
+        ),
+    ] = None,
     nproc: Annotated[int, typer.Option(help="Local processes; >1 runs this command under torchrun.")] = 1,
 ):
     """Pre-train AMBERT (or a variant) on a shard set: MLM on both granularities, checkpoints, metrics."""
@@ -124,13 +131,15 @@ def train(
         extra.append(f"model.variant={variant}")
     if max_steps is not None:
         extra.append(f"optim.max_steps={max_steps}")
-    if strict:
-        extra.append("data.strict=true")
+    if strict is not None:
+        extra.append(f"data.strict={str(strict).lower()}")
     try:
         if resume:
             cfg = resumed_config(out, extra)
         elif not vocab:
             fail("pass --vocab ARTIFACT (the vocab artifact the shard set was built with)")
+        elif init_from:
+            cfg = config_from_checkpoint(init_from, preset, config, extra)
         else:
             cfg = load_config(preset, config, extra)
         with training_progress(cfg.optim.max_steps) as report:
@@ -144,6 +153,43 @@ def train(
             soft_wrap=True,
             highlight=False,
         )
+
+
+def config_from_checkpoint(init_from: str, preset: str, config_file: str | None, overrides: list[str]):
+    """The run's config with the encoder geometry of INIT_FROM/config.json (as `from_pretrained` takes it): the preset's
+    geometry gives way; a geometry field set in --config or an override must agree with the checkpoint."""
+    import json
+
+    from trainer.config import load_config, parse_overrides, read_config_file
+    from trainer.hf_interop import HF_CONFIG_FIELDS
+
+    path = os.path.join(init_from, "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            checkpoint = json.load(handle)
+    except FileNotFoundError:
+        fail(
+            f"--init-from {init_from}: no config.json there (a Hugging Face BERT directory has config.json, "
+            "model.safetensors, vocab.txt)"
+        )
+    except json.JSONDecodeError as error:
+        fail(f"--init-from {init_from}: config.json is not valid JSON ({error})")
+    geometry = {ours: checkpoint[theirs] for theirs, ours in HF_CONFIG_FIELDS.items() if theirs in checkpoint}
+    explicit = {"override": parse_overrides(overrides).get("model", {})}
+    if config_file:
+        explicit[config_file] = read_config_file(config_file).get("model", {})
+    taken = [
+        f"model.{name}={value}" for name, value in geometry.items() if not any(name in e for e in explicit.values())
+    ]
+    cfg = load_config(preset, config_file, taken + overrides)
+    for source, fields in explicit.items():
+        for name in fields.keys() & geometry.keys():
+            if getattr(cfg.model, name) != geometry[name]:
+                fail(
+                    f"model.{name}={getattr(cfg.model, name)} ({source}) conflicts with --init-from {path}: "
+                    f"{name} is {geometry[name]} there; drop model.{name} (the geometry comes from the checkpoint)"
+                )
+    return cfg
 
 
 def export(

@@ -7,93 +7,29 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from cli.common import BEAM_FLAGS, beam_flags, console, fail, progress
+from cli.common import console, fail, progress
+from cli.options import BEAM_FLAGS, AmbertCommand, config_options
+from pipelines.configs import VocabConfig
 
-vocab_app = typer.Typer(help="Build, publish, pull and describe versioned vocab artifacts.", no_args_is_help=True)
+vocab_app = typer.Typer(
+    help="Build, publish, pull and describe versioned vocab artifacts.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
-@vocab_app.command("build", context_settings=BEAM_FLAGS)
-def build(
-    ctx: typer.Context,
-    lang: Annotated[str, typer.Option(help="en (words + phrases) or zh (characters + words).")],
-    corpus: Annotated[list[str], typer.Option(help="Corpus file, directory or glob; repeatable.")],
-    out: Annotated[str, typer.Option(help="Artifact directory to write.")],
-    fine_vocab: Annotated[
-        str | None, typer.Option(help="Fine vocab.txt, or 'train' (WordPiece); default: bundled BERT vocab.")
-    ] = None,
-    fine_size: Annotated[int | None, typer.Option(help="WordPiece vocabulary size with --fine-vocab train.")] = None,
-    phrases: Annotated[str | None, typer.Option(help="en: use this phrases.tsv instead of building one.")] = None,
-    max_phrases: Annotated[int, typer.Option(help="en: phrases kept (the paper: 77,645).")] = 77_645,
-    max_words: Annotated[int, typer.Option(help="zh: words kept (the paper: 72,635).")] = 72_635,
-    min_count: Annotated[
-        int | None, typer.Option(help="Minimum count of a phrase or word [default: en 5, zh 2].")
-    ] = None,
-    segmenter: Annotated[
-        str,
-        typer.Option(
-            help="zh: thulac, jieba, pkuseg (an optional extra, see README) or ngram (a word model of the corpus, "
-            "estimated from --ngram-initial-segmenter's words)."
-        ),
-    ] = "thulac",
-    ngram_initial_segmenter: Annotated[
-        str, typer.Option(help="zh, --segmenter ngram: whose words the word model counts.")
-    ] = "thulac",
-    user_dict: Annotated[
-        str | None, typer.Option(help="zh: a user dictionary for the segmenter (ngram: for its initial one).")
-    ] = None,
-    kenlm_memory: Annotated[str, typer.Option(help="en: lmplz -S memory limit (e.g. 20%, 2G).")] = "20%",
-    kenlm_temp_dir: Annotated[
-        str | None,
-        typer.Option(
-            help="en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
-        ),
-    ] = None,
-    similar_words: Annotated[
-        int, typer.Option(help="Add similar.tsv: up to K similar words per word, from the corpus (0: none).")
-    ] = 0,
-    similar_words_file: Annotated[
-        str | None, typer.Option(help="Add this similar.tsv (word<TAB>similar<TAB>score lines) instead.")
-    ] = None,
-):
+@vocab_app.command("build", cls=AmbertCommand, context_settings=BEAM_FLAGS)
+@config_options(VocabConfig)
+def build(ctx: typer.Context, config: VocabConfig):
     """Build a vocab artifact: fine + coarse vocabularies, the dictionary, stats (coarse ratio).
 
     Further flags go to Beam, as for `ambert phrases`.
     """
-    from pipelines.files import CorpusError
-    from pipelines.kenlm_model import KenLMError
-    from pipelines.vocab_build import VocabConfig, build_vocab
-    from vocab.artifact import ArtifactError
-    from vocab.chinese_segmentation import SegmenterError
-    from vocab.similar_words import SimilarWordsError
+    from pipelines.vocab_build import build_vocab
 
-    try:
-        cfg = VocabConfig(
-            lang=lang,
-            corpus=tuple(corpus),
-            out=out.rstrip("/"),
-            fine_vocab=fine_vocab,
-            fine_size=fine_size,
-            phrases=phrases,
-            max_phrases=max_phrases,
-            max_words=max_words,
-            min_count=min_count,
-            segmenter=segmenter,
-            ngram_initial_segmenter=ngram_initial_segmenter,
-            user_dict=user_dict,
-            kenlm_memory=kenlm_memory,
-            kenlm_temp_dir=kenlm_temp_dir,
-            similar_words=similar_words,
-            similar_words_file=similar_words_file,
-        )
-    except ValueError as error:
-        fail(str(error))
-    try:
-        with progress(f"[bold]ambert vocab build[/] ({lang}): running the Beam pipelines…"):
-            artifact = build_vocab(cfg, beam_flags(ctx))
-    except (CorpusError, KenLMError, ArtifactError, SegmenterError, SimilarWordsError) as error:
-        fail(str(error))
-    _print_info(cfg.out, artifact)
+    with progress(f"[bold]ambert vocab build[/] ({config.lang}): running the Beam pipelines…"):
+        artifact = build_vocab(config, ctx.args)
+    _print_info(config.out, artifact)
 
 
 @vocab_app.command("publish")
@@ -132,12 +68,14 @@ def info(directory: Annotated[str, typer.Argument(help="An artifact directory.")
     from vocab.artifact import ArtifactError, read_artifact
 
     try:
-        _print_info(directory, read_artifact(directory))
+        artifact = read_artifact(directory)
     except ArtifactError as error:
         fail(str(error))
+    _print_info(directory, artifact, Console())
 
 
-def _print_info(directory: str, artifact: dict) -> None:
+def _print_info(directory: str, artifact: dict, output: Console = console) -> None:
+    """The artifact's summary table, on `output` (stdout for `vocab info`, stderr beside `vocab build`'s logs)."""
     from rich.table import Table
 
     stats = artifact.get("stats", {})
@@ -151,7 +89,7 @@ def _print_info(directory: str, artifact: dict) -> None:
         ratio, paper = stats["corpus"]["coarse_ratio"], stats["paper_coarse_ratio"]
         table.add_row("coarse ratio", f"{ratio:.1%} (paper {paper:.1%})")
     _add_similar_words(table, directory, artifact)
-    console.print(table)
+    output.print(table)
 
 
 def _add_similar_words(table, directory: str, artifact: dict, sample: int = 5, shown: int = 5) -> None:

@@ -252,6 +252,7 @@ def move_local_file(local: str, path: str) -> None:
     """Move a finished local file to `path` (local or remote), atomically at the destination."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     if FileSystems.get_scheme(path) is None and os.path.isdir(os.path.dirname(path) or "."):
+        os.chmod(local, 0o644)  # mkstemp's files are 0600: outputs are world-readable, as open() makes them
         shutil.move(local, tmp)
     else:
         with open(local, "rb") as source, open_to_write(tmp) as handle:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import time
-from dataclasses import dataclass, field
 
 import apache_beam as beam
 
 from pipelines.accounting import WriteCounters, counter, with_prefix
+from pipelines.configs import PhrasesConfig
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import clear_previous_outputs, delete_paths, expand_corpus_paths, read_bytes, write_atomically
 from pipelines.kenlm_model import TrainKenLM, WriteNormalizedCorpus
@@ -28,63 +27,6 @@ from pipelines.runner import beam_pipeline
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases
 
 _LOG = logging.getLogger(__name__)
-MAX_KENLM_ORDER = 6  # the pip kenlm module and our lmplz are built with KENLM_MAX_ORDER=6
-
-
-@dataclass(frozen=True)
-class PhrasesConfig:
-    corpus: tuple[str, ...] = field(
-        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
-    )
-    out: str = field(metadata={"help": "Output directory (local path or Beam-supported URL)."})
-    order: int = field(default=4, metadata={"help": "Longest n-gram counted and KenLM model order (2-6)."})
-    min_count: int = field(default=5, metadata={"help": "Keep n-grams seen at least this often."})
-    max_phrases: int = field(default=77_645, metadata={"help": "Size of the phrase dictionary (the paper: 77,645)."})
-    min_dependency: float = field(
-        default=1.5, metadata={"help": "Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py."}
-    )
-    boundary_word_share: float = field(
-        default=0.4,
-        metadata={"help": "Boundary (function) words: the most frequent words making this share of the corpus."},
-    )
-    boundary_min_bits: float = field(
-        default=4.0,
-        metadata={"help": "A frequent word is a boundary word on a side where its neighbour has this entropy (bits)."},
-    )
-    boundary_margin: float = field(
-        default=1.0, metadata={"help": "Extra cohesion (log10) a phrase needs per edge word that is a boundary word."}
-    )
-    min_significance: float = field(
-        default=1.96, metadata={"help": "Minimum t-score of a phrase's association (1.96: p < 0.025)."}
-    )
-    dominance: float = field(
-        default=0.5,
-        metadata={
-            "help": "Drop a phrase when a longer kept phrase starting or ending with it has this share of its count."
-        },
-    )
-    num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files."})
-    batch_bytes: int = field(default=1 << 20, metadata={"help": "Bytes of corpus lines read per batch by each worker."})
-    max_line_bytes: int = field(default=1 << 20, metadata={"help": "Lines longer than this are dropped as too_long."})
-    kenlm_memory: str = field(default="20%", metadata={"help": "lmplz -S memory limit (e.g. 20%, 2G)."})
-    kenlm_temp_dir: str | None = field(
-        default=None,
-        metadata={"help": "lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."},
-    )
-
-    def __post_init__(self):
-        if not 2 <= self.order <= MAX_KENLM_ORDER:
-            raise ValueError(f"--order must be between 2 and {MAX_KENLM_ORDER}, got {self.order}")
-        if self.min_count < 1 or self.max_phrases < 1 or self.num_shards < 1:
-            raise ValueError("--min-count, --max-phrases and --num-shards must be positive")
-        if not 0 <= self.boundary_word_share < 1 or not 0 < self.dominance <= 1:
-            raise ValueError("--boundary-word-share must be in [0, 1) and --dominance in (0, 1]")
-        if self.kenlm_temp_dir is not None and not os.path.isdir(self.kenlm_temp_dir):
-            raise ValueError(f"--kenlm-temp-dir {self.kenlm_temp_dir} is not a directory: create it or drop the flag")
-
-    @property
-    def work_dir(self) -> str:
-        return f"{self.out}/.work"
 
 
 class _WritePhrases(beam.DoFn):

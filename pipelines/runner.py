@@ -3,11 +3,13 @@
 Any Beam flag passes through (`--runner DaskRunner --dask_client_address ...`,
 `--direct_num_workers 2 --direct_running_mode multi_processing`, Dataflow flags, ...).
 Without `--runner` the in-process FnApiRunner runs the pipeline (the DirectRunner would first
-try to download Prism). `DaskRunner` is accepted as a short name for Beam's Dask runner.
+try to download Prism). `DaskRunner` is accepted as a short name for Beam's Dask runner. Multi-process
+workers log at the level of this process's `apache_beam` logger (`ambert -v` shows them).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,11 +22,32 @@ RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner
 def pipeline_options(beam_args: list[str] | None) -> PipelineOptions:
     args = list(beam_args or [])
     if not any(arg.startswith("--default_sdk_harness_log_level") for arg in args):
-        args.append("--default_sdk_harness_log_level=WARNING")  # quiet multi-process workers
+        # Workers log at this process's level for Beam (`ambert` without -v: CRITICAL, so only with -v).
+        level = logging.getLevelName(logging.getLogger("apache_beam").getEffectiveLevel())
+        args.append(f"--default_sdk_harness_log_level={level}")
     options = PipelineOptions(args)
     standard = options.view_as(StandardOptions)
     standard.runner = RUNNER_ALIASES.get(standard.runner, standard.runner) or "FnApiRunner"
     return options
+
+
+def pipeline_runner(options: PipelineOptions):
+    """The runner to use: the FnApiRunner handing its worker processes (direct_running_mode multi_processing) the
+    worker log level, which it would otherwise not pass on (they then log at INFO); any other runner by name."""
+    runner = options.view_as(StandardOptions).runner
+    if runner != "FnApiRunner":
+        return runner
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo, FnApiRunner
+    from google.protobuf import struct_pb2
+
+    worker_options = struct_pb2.Struct()
+    level = options.get_all_options()["default_sdk_harness_log_level"]
+    worker_options.update({"default_sdk_harness_log_level": level})
+    info = beam_provision_api_pb2.ProvisionInfo(
+        retrieval_token="unused-retrieval-token", pipeline_options=worker_options
+    )
+    return FnApiRunner(provision_info=ExtendedProvisionInfo(info))
 
 
 def release_runner_resources(options: PipelineOptions) -> None:
@@ -45,7 +68,7 @@ def beam_pipeline(beam_args: list[str] | None) -> Iterator[beam.Pipeline]:
     runner's resources are released (whether it succeeded or not)."""
     options = pipeline_options(beam_args)
     try:
-        with beam.Pipeline(options=options) as pipeline:
+        with beam.Pipeline(runner=pipeline_runner(options), options=options) as pipeline:
             yield pipeline
     finally:
         release_runner_resources(options)

@@ -26,11 +26,11 @@ import os
 import posixpath
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 import apache_beam as beam
 
 from pipelines.accounting import Count, SplitCounters, WriteCounters, counter, with_prefix
+from pipelines.configs import ShardConfig
 from pipelines.corpus import read_in_batches
 from pipelines.documents import (
     CorpusSplit,
@@ -58,77 +58,7 @@ from vocab.aligned_codec import encode_example, write_encoded_tar
 from vocab.shard_set import MANIFEST
 
 _LOG = logging.getLogger(__name__)
-PACKINGS = ("document", "full")
 MANIFEST_SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ShardConfig:
-    vocab: str = field(metadata={"help": "Vocab artifact directory."})
-    corpus: tuple[str, ...] = field(
-        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
-    )
-    out: str = field(
-        metadata={"help": "Shard set directory to write (a local path, a Beam filesystem URL or any fsspec URL)."}
-    )
-    max_seq_len: int = field(default=128, metadata={"help": "Most tokens per example, on both granularities."})
-    nsp: bool = field(default=True, metadata={"help": "Sentence pairs with next-sentence labels."})
-    packing: str = field(
-        default="document",
-        metadata={
-            "help": "Without NSP: 'document' packs consecutive sentences of one document per example; 'full' "
-            "(RoBERTa's FULL-SENTENCES) lets sentences flow across documents, a [SEP] after each document's "
-            "piece, examples filled to max_seq_len and cut only between coarse tokens."
-        },
-    )
-    samples_per_shard: int = field(
-        default=10_000,
-        metadata={
-            "help": "About this many samples per shard (ceil(examples / N) shards, "
-            "each an equal slice of the key space)."
-        },
-    )
-    seed: int = field(default=12345, metadata={"help": "Seed of every random choice (hashed with document ids)."})
-    docs_per_line: bool = field(
-        default=False, metadata={"help": "One document per line in .txt (default: documents separated by blank lines)."}
-    )
-    pool_docs: int = field(
-        default=1000,
-        metadata={"help": "NSP: consecutive documents of a corpus split sharing a pool of random next segments."},
-    )
-    max_line_bytes: int = field(default=1 << 20, metadata={"help": "Lines longer than this are dropped as too_long."})
-    split_bytes: int = field(
-        default=0,
-        metadata={
-            "help": "Plain .txt/.jsonl files are read in pieces of this many bytes, one task each (compressed and "
-            "Parquet files whole); 0: about 256 pieces, 1 MiB to 1 GiB each. NSP pools stay inside a piece."
-        },
-    )
-    run_bytes: int = field(
-        default=64 << 20,
-        metadata={"help": "Examples a task holds in memory before writing a sorted run file (memory, not output)."},
-    )
-
-    def __post_init__(self):
-        if not 8 <= self.max_seq_len <= 65_535:
-            raise ValueError(f"--max-seq-len must be between 8 and 65535, got {self.max_seq_len}")
-        if min(self.samples_per_shard, self.pool_docs, self.run_bytes) < 1 or self.split_bytes < 0:
-            raise ValueError("--samples-per-shard and --pool-docs must be positive, --split-bytes ≥ 0 (0: auto)")
-        if self.packing not in PACKINGS:
-            raise ValueError(f"--packing must be one of {', '.join(PACKINGS)}, got {self.packing!r}")
-        if self.packing == "full" and self.nsp:
-            raise ValueError("--packing full packs single segments across documents: add --no-nsp")
-
-    @property
-    def work_dir(self) -> str:
-        return f"{self.out}/.work"
-
-    def manifest_options(self) -> dict:
-        """The options that decide the shards' bytes (not where they go, nor memory use)."""
-        options = {
-            k: v for k, v in dataclasses.asdict(self).items() if k not in ("vocab", "corpus", "out", "run_bytes")
-        }
-        return {**options, "corpus": list(self.corpus)}
 
 
 # -- examples ---------------------------------------------------------------------------------

@@ -19,23 +19,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import apache_beam as beam
 
 from pipelines.accounting import WriteCounters, counter
+from pipelines.configs import VocabConfig
 from pipelines.corpus import NormalizeLines, ReadCorpus
 from pipelines.files import expand_corpus_paths, file_size, read_bytes, read_lines, write_atomically
 from pipelines.runner import beam_pipeline
 from pipelines.similar_words import similar_words_table
 from pipelines.word_counts import CountWords
 from vocab.artifact import read_vocab_lines
-from vocab.chinese_segmentation import DEFAULT_SEGMENTER, SEGMENTER_FILES, SEGMENTERS, format_word_model
+from vocab.chinese_segmentation import SEGMENTER_FILES, format_word_model
 from vocab.phrase_dictionary import format_phrase_tsv, rank_phrases, read_phrase_tsv
 from vocab.similar_words import read_similar_tsv
 from vocab.word_dictionary import format_word_tsv, rank_words
@@ -44,90 +43,7 @@ BUNDLED_FINE_VOCABS = {
     "en": Path(__file__).resolve().parent.parent / "vocab" / "bert" / "uncased_30522.txt",
     "zh": Path(__file__).resolve().parent.parent / "vocab" / "bert" / "chinese_21128.txt",
 }
-# Chinese: the word cap (max_words) bounds the dictionary on a large corpus; the minimum count
-# only drops hapaxes. A cut at 5 cost 0.04 word F1 against PKU gold on a 5 MB corpus, 2 costs none
-# (benchmarks/README.md).
-DEFAULT_MIN_COUNT = {"en": 5, "zh": 2}
 PAPER_SIZES = {"en": {"fine": 30_522, "coarse_units": 77_645}, "zh": {"fine": 21_128, "coarse_units": 72_635}}
-
-
-@dataclass(frozen=True)
-class VocabConfig:
-    lang: str = field(metadata={"help": "en (words + phrases) or zh (characters + words)."})
-    corpus: tuple[str, ...] = field(
-        metadata={"help": "Corpus files, directories or globs (.txt, .jsonl, optionally .gz/.bz2, .parquet)."}
-    )
-    out: str = field(metadata={"help": "Artifact directory to write."})
-    fine_vocab: str | None = field(
-        default=None, metadata={"help": "Fine vocab.txt, or 'train' (WordPiece); default: the bundled BERT vocabulary."}
-    )
-    fine_size: int | None = field(default=None, metadata={"help": "WordPiece vocabulary size with --fine-vocab train."})
-    phrases: str | None = field(default=None, metadata={"help": "en: use this phrases.tsv instead of building one."})
-    max_phrases: int = field(default=77_645, metadata={"help": "en: phrases kept (the paper: 77,645)."})
-    max_words: int = field(default=72_635, metadata={"help": "zh: words kept (the paper: 72,635)."})
-    min_count: int | None = field(
-        default=None, metadata={"help": "Minimum count of a phrase or word (default: en 5, zh 2)."}
-    )
-    segmenter: str = field(
-        default=DEFAULT_SEGMENTER,
-        metadata={
-            "help": "zh: thulac, jieba, pkuseg (an optional extra, see README) or ngram (a word model of the corpus, "
-            "estimated from --ngram-initial-segmenter's words)."
-        },
-    )
-    ngram_initial_segmenter: str = field(
-        default=DEFAULT_SEGMENTER, metadata={"help": "zh, --segmenter ngram: whose words the word model counts."}
-    )
-    user_dict: str | None = field(
-        default=None, metadata={"help": "zh: a user dictionary for the segmenter (ngram: for its initial one)."}
-    )
-    num_shards: int = field(default=8, metadata={"help": "Number of n-gram Parquet files (en)."})
-    kenlm_memory: str = field(default="20%", metadata={"help": "en: lmplz -S memory limit (e.g. 20%, 2G)."})
-    kenlm_temp_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "en: lmplz -T directory for KenLM's temporary and ARPA files (default: the system temp dir)."
-        },
-    )
-    similar_words: int = field(
-        default=0, metadata={"help": "Add similar.tsv: up to K similar words per word, from the corpus (0: none)."}
-    )
-    similar_words_file: str | None = field(
-        default=None, metadata={"help": "Add this similar.tsv (word<TAB>similar<TAB>score lines) instead."}
-    )
-
-    def __post_init__(self):
-        if self.lang not in ("en", "zh"):
-            raise ValueError(f"--lang must be en or zh, got {self.lang!r}")
-        if self.fine_vocab == "train" and not self.fine_size:
-            raise ValueError("--fine-vocab train needs --fine-size N (e.g. 30522)")
-        if self.fine_vocab not in (None, "train") and not os.path.isfile(self.fine_vocab):
-            raise ValueError(f"fine vocabulary not found: {self.fine_vocab} (a vocab.txt, or 'train')")
-        if self.phrases and not os.path.isfile(self.phrases):
-            raise ValueError(f"phrase dictionary not found: {self.phrases}")
-        if self.user_dict and not os.path.isfile(self.user_dict):
-            raise ValueError(f"segmenter user dictionary not found: {self.user_dict}")
-        if self.segmenter not in SEGMENTERS:
-            raise ValueError(f"--segmenter must be one of {', '.join(SEGMENTERS)}, got {self.segmenter!r}")
-        if self.ngram_initial_segmenter not in SEGMENTERS or self.ngram_initial_segmenter == "ngram":
-            choices = ", ".join(name for name in SEGMENTERS if name != "ngram")
-            raise ValueError(
-                f"--ngram-initial-segmenter must be one of {choices}, got {self.ngram_initial_segmenter!r}"
-            )
-        if self.similar_words < 0:
-            raise ValueError(f"--similar-words must be 0 (none) or a number of words, got {self.similar_words}")
-        if self.similar_words and self.similar_words_file:
-            raise ValueError("give --similar-words K (computed from the corpus) or --similar-words-file, not both")
-        if self.similar_words_file and not os.path.isfile(self.similar_words_file):
-            raise ValueError(f"similar-word table not found: {self.similar_words_file}")
-
-    @property
-    def effective_min_count(self) -> int:
-        return self.min_count if self.min_count is not None else DEFAULT_MIN_COUNT[self.lang]
-
-    @property
-    def segmenter_options(self) -> dict:
-        return {"user_dict": self.user_dict} if self.user_dict else {}
 
 
 def fine_vocab_lines(cfg: VocabConfig, corpus_files: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ _LAYER = {  # our name inside encoder.layers.{i} → transformers' inside encode
     "output": "output.dense",
     "output_norm": "output.LayerNorm",
 }
-_CONFIG_FIELDS = {
+HF_CONFIG_FIELDS = {  # a transformers BertConfig field → ours (model.*): the encoder's geometry
     "hidden_size": "hidden_size",
     "num_hidden_layers": "num_layers",
     "num_attention_heads": "num_heads",
@@ -118,7 +118,7 @@ def read_hf_checkpoint(hf_dir: str) -> tuple[dict, dict[str, torch.Tensor], list
 def _check_geometry(
     model: AmbertModel, hf_dir: str, config: dict, fine_vocab: list[str], coarse_vocab: list[str]
 ) -> None:
-    for theirs, ours in _CONFIG_FIELDS.items():
+    for theirs, ours in HF_CONFIG_FIELDS.items():
         if theirs not in config:
             raise ValueError(f"{hf_dir}/config.json has no {theirs}: not a BERT config")
         if config[theirs] != getattr(model.cfg, ours):

@@ -112,14 +112,16 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
 
 
 def resumed_config(out: str, overrides: list[str]) -> TrainConfig:
-    """RUN's saved config with overrides; loop settings (optim.*, run.*) may change on resume, model and data not."""
+    """RUN's saved config with overrides; loop settings (optim.*, run.*, data.strict) may change on resume, model and
+    the rest of data not."""
     path = os.path.join(out, CONFIG)
     if not os.path.exists(path):
         raise TrainError(f"--resume: {out} holds no run (no {CONFIG}); start one with --data and --vocab")
     saved = read_config(path)
     cfg = apply_overrides(saved, overrides)
+    kept = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, strict=saved.data.strict))
     for section in ("model", "data"):
-        if getattr(cfg, section) != getattr(saved, section):
+        if getattr(kept, section) != getattr(saved, section):
             raise ConfigError(
                 f"--resume keeps the {section} settings saved in {path}; "
                 f"drop the {section}.* overrides (and --data/--variant) or start a new run"

@@ -44,15 +44,21 @@ def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
         with fsspec.open(path, "r", encoding="utf-8") as handle:
             manifest = json.load(handle)
     except FileNotFoundError as error:
+        filesystem, root = fsspec.core.url_to_fs(directory)
+        if not filesystem.exists(root):
+            raise ShardSetError(
+                f"shard set {directory} not found: build it with `ambert shard build --vocab VOCAB --corpus ... "
+                f"--out {directory}` (or check the path)"
+            ) from error
         raise ShardSetError(
-            f"no {MANIFEST} in {directory}: the shard set is incomplete (rerun `ambert shard`)"
+            f"no {MANIFEST} in {directory}: the shard set is incomplete (an unfinished `ambert shard build`; rerun it)"
         ) from error
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ShardSetError(f"{path} is not valid JSON: {error}") from error
     if expect_vocab_id is not None and manifest["vocab"]["id"] != expect_vocab_id:
         raise ShardSetError(
-            f"{directory} was written with vocab {manifest['vocab']['id']}, not {expect_vocab_id}: "
-            "re-shard with this model's vocab artifact"
+            f"{directory} was written with vocab {manifest['vocab']['id']}, not the given {expect_vocab_id}: "
+            "pass --vocab the artifact the shards were built with (or re-shard with this one)"
         )
     return manifest
 

@@ -51,7 +51,7 @@ def test_publish_pull_info(tmp_path):
     pulled = ambert("vocab", "pull", published.stdout.strip(), str(tmp_path / "copy"))
     assert pulled.returncode == 0, pulled.stderr
     info = ambert("vocab", "info", str(tmp_path / "copy"))
-    assert info.returncode == 0 and artifact_id[:20] in info.stderr
+    assert info.returncode == 0 and artifact_id[:20] in info.stdout
     (tmp_path / "store" / artifact_id / "coarse" / "vocab.txt").write_text("tampered\n")
     refused = ambert("vocab", "pull", published.stdout.strip(), str(tmp_path / "copy2"))
     assert refused.returncode == 2 and "does not match its sha256" in refused.stderr

