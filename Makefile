@@ -21,7 +21,7 @@ setup: $(STAMP) $(BIN)/lmplz
 
 $(STAMP): pyproject.toml $(LOCK) scripts/check_install.py
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11 (or run make PYTHON=/path/to/python3.11)"; exit 1; }
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv --upgrade-deps $(VENV)  # a pip that reuses cached built wheels under --require-hashes
 	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK) 2>&1 | { $(PIP_NOISE); }
 	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | { $(PIP_NOISE); }
 	$(BIN)/python scripts/check_install.py $(LOCK)
@@ -36,7 +36,7 @@ lock: $(BIN)/pip-compile
 	$(BIN)/python scripts/check_install.py --lock-only $(LOCK)
 
 $(BIN)/pip-compile:
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv --upgrade-deps $(VENV)  # a pip that reuses cached built wheels under --require-hashes
 	$(BIN)/python -m pip install -q pip-tools
 
 demo: setup

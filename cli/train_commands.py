@@ -178,18 +178,21 @@ def config_from_checkpoint(init_from: str, preset: str, config_file: str | None,
     explicit = {"override": parse_overrides(overrides).get("model", {})}
     if config_file:
         explicit[config_file] = read_config_file(config_file).get("model", {})
+    for source, fields in explicit.items():
+        for name in fields.keys() & geometry.keys():
+            try:
+                agrees = type(geometry[name])(fields[name]) == geometry[name]
+            except (TypeError, ValueError):
+                agrees = False
+            if not agrees:
+                fail(
+                    f"model.{name}={fields[name]} ({source}) conflicts with --init-from {path}: {name} is "
+                    f"{geometry[name]} there; drop model.{name} (the geometry comes from the checkpoint)"
+                )
     taken = [
         f"model.{name}={value}" for name, value in geometry.items() if not any(name in e for e in explicit.values())
     ]
-    cfg = load_config(preset, config_file, taken + overrides)
-    for source, fields in explicit.items():
-        for name in fields.keys() & geometry.keys():
-            if getattr(cfg.model, name) != geometry[name]:
-                fail(
-                    f"model.{name}={getattr(cfg.model, name)} ({source}) conflicts with --init-from {path}: "
-                    f"{name} is {geometry[name]} there; drop model.{name} (the geometry comes from the checkpoint)"
-                )
-    return cfg
+    return load_config(preset, config_file, taken + overrides)
 
 
 def export(
