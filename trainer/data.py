@@ -5,8 +5,9 @@
                                 rank=rank, world_size=world_size, skip_batches=batches_already_done)
     for batch in loader: ...        # MaskedBatch; loader.corrupt_shards names the shards skipped so far
 
-Each (rank, DataLoader worker) slot reads its own shards, chosen explicitly; shard order, shuffling and masking
-derive from (seed, epoch, rank, worker, sample key) only, so the same arguments give the same batches.
+Each (rank, DataLoader worker) slot reads its own shards, chosen explicitly; shard order, shuffling (within blocks of
+shuffle_buffer samples) and masking derive from (seed, epoch, rank, worker, sample key) only, so the same arguments
+give the same batches, and a resume seeks to its position instead of reading the samples before it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import fsspec
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from webdataset.filters import batched, shuffle
+from webdataset.filters import batched
 from webdataset.tariterators import tar_file_iterator
 
 from trainer.batch import MaskedBatch
@@ -138,22 +139,35 @@ class ShardStream(IterableDataset):
         return example
 
     def read(
-        self, shards: Iterator[tuple[Shard, int]], slot: int | None, reports: list[tuple[str, str]]
+        self, shards: Iterator[tuple[Shard, int]], slot: int | None, reports: list[tuple[str, str]], skip: int = 0
     ) -> Iterator[ShardExample]:
-        """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None). A corrupt
+        """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None), after the
+        first `skip` of them: whole shards are passed over by the manifest's counts (not opened), and in the shard
+        where reading starts the tar headers before it are walked with seeks (no sample read nor decoded). A corrupt
         shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
         strict; else it is reported and reading goes on with the next shard. A storage error (OSError: a timeout, a
         dropped connection) is no corruption: the shard is opened again after a backoff and read on from the member
         where it stopped, up to `read_retries` times in a row (each retry reported as (shard name, RETRIED))."""
         broken: set[str] = set()
         for shard, start in shards:
-            count, failures = 0, 0  # count: members read so far, kept across retries
+            first = 0  # the member where reading starts
+            if skip:
+                kept = (
+                    shard.samples
+                    if slot is None
+                    else len(range((slot - start) % self.slots, shard.samples, self.slots))
+                )
+                if skip >= kept:
+                    skip -= kept
+                    continue
+                first = skip if slot is None else (slot - start) % self.slots + skip * self.slots
+                skip = 0
+            count, failures = first, 0  # count: members passed so far, kept across retries
             while True:
                 try:
                     with fsspec.open(shard.path, "rb") as stream:
-                        for position, member in enumerate(tar_file_iterator(stream)):
-                            if position < count:  # read before the storage error: not decoded again
-                                continue
+                        skip_members(stream, count)  # resume, or go on after a storage error
+                        for member in tar_file_iterator(stream):
                             if slot is None or (start + count) % self.slots == slot:
                                 yield self.check(member)
                             count, failures = count + 1, 0
@@ -189,15 +203,38 @@ class ShardStream(IterableDataset):
         info = get_worker_info()
         worker = 0 if info is None else info.id
         reports: list[tuple[str, str]] = []
-        examples = self.read(self.shards_of(worker), self.slot(worker) if self.split_samples else None, reports)
-        rng = random.Random(stable_seed("shuffle", self.seed, self.epoch, self.rank, worker))
-        examples = shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(examples)
-        examples = itertools.islice(examples, self.skip_samples[worker], None)  # resume: never masked nor collated
+        skip = self.skip_samples[worker]
+        blocks = skip // self.shuffle_buffer  # whole shuffle blocks before the resume point: never read
+        slot = self.slot(worker) if self.split_samples else None
+        examples = self.read(self.shards_of(worker), slot, reports, skip=blocks * self.shuffle_buffer)
+        examples = block_shuffle(
+            examples, self.shuffle_buffer, ("shuffle", self.seed, self.epoch, self.rank, worker), blocks
+        )
+        examples = itertools.islice(examples, skip - blocks * self.shuffle_buffer, None)  # < one block: never collated
         for group in batched(self.batch_size, collation_fn=None, partial=True)(examples):
             found, reports[:] = tuple(reports), []
             yield self.collator(group), found
         if reports:
             yield None, tuple(reports)
+
+
+def skip_members(stream, members: int) -> None:
+    """Move a tar stream past its first `members` members, reading their 512-byte headers only (data skipped by
+    seeking). Shards hold plain USTAR members (vocab/aligned_codec.write_encoded_tar): one header each."""
+    for _ in range(members):
+        header = stream.read(tarfile.BLOCKSIZE)
+        if len(header) < tarfile.BLOCKSIZE:
+            raise tarfile.ReadError(f"the shard ends within its first {members} members")
+        info = tarfile.TarInfo.frombuf(header, tarfile.ENCODING, "surrogateescape")
+        stream.seek(-(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE, os.SEEK_CUR)
+
+
+def block_shuffle(examples: Iterator, size: int, seed_parts: tuple, first_block: int = 0) -> Iterator:
+    """Shuffle within consecutive blocks of `size` (block b permuted by a seed of (seed_parts, b)): where the n-th
+    output comes from depends only on n, so a resume can start at any block without reading those before."""
+    for number, block in enumerate(batched(size, collation_fn=None, partial=True)(examples), start=first_block):
+        random.Random(stable_seed(*seed_parts, number)).shuffle(block)
+        yield from block
 
 
 def _unchanged(item):
@@ -271,11 +308,13 @@ def pretraining_loader(
     draws shards with replacement forever. The order is fixed by (seed, epoch, rank, world_size, num_workers,
     batch_size, shuffle_buffer): with workers, the DataLoader takes one batch from each in turn.
 
-    skip_batches=k yields exactly what the same loader yields from its (k+1)-th batch on. Cost: each worker skips
-    its whole rounds of the k batches as samples that are read, decoded and checked but never masked nor collated;
-    the rest (fewer than num_workers batches) is built and dropped here. The workers' shares come from the
-    manifest's sample counts: after a corrupt shard was skipped (strict=False), the position can be off once a
-    worker runs dry within the skipped batches.
+    Each worker shuffles its samples within consecutive blocks of shuffle_buffer (block_shuffle), so where its n-th
+    sample comes from depends on n only. skip_batches=k yields exactly what the same loader yields from its
+    (k+1)-th batch on, at a cost that does not grow with k: each worker passes over its whole shuffle blocks before
+    the resume point by the manifest's counts (shards not opened, then tar headers walked by seeking in the shard
+    where it starts), reads and decodes the rest of one block (< shuffle_buffer samples, never masked nor
+    collated), and the loader builds and drops fewer than num_workers batches. The positions come from the
+    manifest's sample counts: after a corrupt shard was skipped (strict=False), the position can be off.
 
     A storage error is retried `read_retries` times in a row, after retry_backoff · 2^n seconds (at most
     MAX_BACKOFF_SECONDS); then ShardSetError stops the run (resume it when the storage is back).
