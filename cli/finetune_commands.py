@@ -2,7 +2,8 @@
 
     ambert finetune --task classify --train data/labeled/zh_sentiment_train.tsv.gz --dev ..._dev.tsv.gz \\
         --test ..._test.tsv.gz --init out/run --out out/ft [--predict-from fine]   (fine: AMBERT-Single)
-    ambert evaluate --model out/ft --data test.tsv.gz [--png confusion.png]
+    ambert finetune --task glue/stsb --data glue_data/STS-B --init out/run --out out/stsb   (a named task)
+    ambert evaluate --model out/ft --data test.tsv.gz [--png confusion.png] [--json scores.json]
 """
 
 from __future__ import annotations
@@ -18,14 +19,23 @@ from trainer.config import VARIANTS  # torch-free
 
 
 def finetune(
-    train: Annotated[str, typer.Option(help="Training file: TSV or JSONL with label, text, optional text_b.")],
-    dev: Annotated[str, typer.Option(help="Development file (picks the best epoch).")],
     init: Annotated[str, typer.Option(help="Pre-training run directory or one of its checkpoints.")],
     out: Annotated[str, typer.Option(help="Directory for the fine-tuned model, scores and plots.")],
-    test: Annotated[str | None, typer.Option(help="Test file, scored with the best epoch.")] = None,
     task: Annotated[
-        str, typer.Option(help="classify (TSV/JSONL: label, text, optional text_b) or span (SQuAD-format JSON).")
+        str,
+        typer.Option(
+            help="classify | regress | choice | span (with --train/--dev files), or a named task read from --data "
+            "DIR in its own format: clue/tnews clue/iflytek clue/afqmc clue/cmnli clue/csl clue/wsc clue/c3 "
+            "clue/chid clue/cmrc2018 glue/cola glue/sst2 glue/mrpc glue/qqp glue/stsb glue/mnli glue/qnli glue/rte "
+            "squad1 squad2 race."
+        ),
     ] = "classify",
+    data: Annotated[str | None, typer.Option(help="A named task's directory (its own train/dev files).")] = None,
+    train: Annotated[
+        str | None, typer.Option(help="Training file: TSV/JSONL (classify, regress, choice), SQuAD JSON (span).")
+    ] = None,
+    dev: Annotated[str | None, typer.Option(help="Development file (picks the best epoch).")] = None,
+    test: Annotated[str | None, typer.Option(help="Test file, scored with the best epoch.")] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training file.")] = 3,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (linear warm-up 10%, then decay).")] = 5e-5,
@@ -37,12 +47,19 @@ def finetune(
     ] = "concat",
     doc_stride: Annotated[int, typer.Option(help="span: step between context windows (fine tokens).")] = 64,
     max_answer_len: Annotated[int, typer.Option(help="span: longest answer (fine tokens).")] = 30,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches of --batch-size per optimizer step.")] = 1,
+    precision: Annotated[str, typer.Option(help="fp32 | bf16 | fp16: autocast mixed precision.")] = "fp32",
+    text_field: Annotated[str, typer.Option(help="classify/regress: the text's field or column.")] = "text",
+    text_b_field: Annotated[str, typer.Option(help="classify/regress: the second text's field ('' none).")] = "text_b",
+    label_field: Annotated[str, typer.Option(help="The label's field (choice: the answer's index or text).")] = "label",
+    context_field: Annotated[str, typer.Option(help="choice: the passage's field.")] = "context",
+    question_field: Annotated[str, typer.Option(help="choice: the question's field ('' for a cloze).")] = "question",
+    options_field: Annotated[str, typer.Option(help="choice: the field of the list of options.")] = "options",
 ):
-    """Fine-tune AMBERT (or a variant) for classification: three heads + agreement regularizer (paper eq. 2)."""
-    if task not in ("classify", "span"):
-        fail(f"--task {task!r} is not one of classify, span")
+    """Fine-tune AMBERT (or a variant): three heads + agreement regularizer (paper eq. 2), for classification,
+    regression, multiple choice or span extraction."""
     from trainer.checkpoint import CheckpointError
-    from trainer.finetune.loop import FinetuneConfig, finetune_classifier
+    from trainer.finetune.loop import FinetuneConfig, finetune_task, task_files
     from trainer.finetune.readers import LabeledDataError
     from trainer.finetune.span_windows import SquadError
 
@@ -57,78 +74,62 @@ def finetune(
         predict_from=predict_from,
         doc_stride=doc_stride,
         max_answer_len=max_answer_len,
+        grad_accum=grad_accum,
+        precision=precision,
+        text_field=text_field,
+        text_b_field=text_b_field,
+        label_field=label_field,
+        context_field=context_field,
+        question_field=question_field,
+        options_field=options_field,
     )
-    if task == "span":
-        from trainer.finetune.span import finetune_span
-
-        try:
-            record = finetune_span(
-                train,
-                dev,
-                init,
-                out,
-                tuning,
-                report=lambda r: console.print(
-                    f"epoch {r['epoch']}: loss {r['loss']:.4f}, dev EM {r['exact_match']:.2f}, F1 {r['f1']:.2f}",
-                    highlight=False,
-                ),
-            )
-        except (CheckpointError, SquadError, ValueError, OSError) as error:
-            fail(str(error))
-        dev_scores = record["scores"]["dev"]
-        console.print(
-            f"[bold]ambert finetune --task span[/]: dev EM {dev_scores['exact_match']:.2f}, "
-            f"F1 {dev_scores['f1']:.2f}; {out} (finetune.json, dev_predictions.json)",
-            highlight=False,
-        )
-        return
 
     def show(record: dict) -> None:
-        console.print(
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, "
-            f"dev accuracy {record['dev_accuracy']:.4f}",
-            highlight=False,
-        )
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "score"))
+        console.print(f"epoch {record['epoch']}: {scores}", highlight=False)
 
     try:
-        record = finetune_classifier(train, dev, init, out, tuning, test_path=test, report=show)
-    except (CheckpointError, LabeledDataError, ValueError, OSError) as error:
+        record = finetune_task(tuning, init, out, task_files(tuning, data, train, dev, test), report=show)
+    except (CheckpointError, LabeledDataError, SquadError, ValueError, OSError) as error:
         fail(str(error))
     for split, scores in record["scores"].items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if isinstance(v, float))
         console.print(
-            f"[bold]{split}[/] ({record['head']} head, best epoch {record['best_epoch']}): accuracy "
-            f"{scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}",
-            highlight=False,
+            f"[bold]{split}[/] ({record['head']} head, best epoch {record['best_epoch']}): {shown}", highlight=False
         )
-    console.print(f"[bold]ambert finetune[/]: {out} (finetune.json, confusion-*.png)", highlight=False)
+    console.print(f"[bold]ambert finetune[/]: {out} (finetune.json, model.safetensors)", highlight=False)
 
 
 def evaluate(
     model: Annotated[str, typer.Option(help="Directory written by `ambert finetune`.")],
-    data: Annotated[str, typer.Option(help="Labeled file to score (TSV or JSONL).")],
+    data: Annotated[
+        str, typer.Option(help="File to score, read as at fine-tuning, or a named task's directory (its dev set).")
+    ],
     predict_from: Annotated[
         str | None, typer.Option(help="concat | fine | coarse (default: the head chosen at fine-tuning).")
     ] = None,
     png: Annotated[str | None, typer.Option(help="Confusion matrix PNG (default MODEL/confusion-eval.png).")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the scores as JSON here.")] = None,
 ):
-    """Accuracy, macro-F1 and a confusion matrix of a fine-tuned classifier on a labeled file."""
-    from trainer.finetune.loop import evaluate_classifier
+    """The task's metrics of a fine-tuned model on a file (classification: accuracy, macro-F1, Matthews, confusion
+    matrix PNG; regression: Pearson/Spearman; choice: accuracy; span: EM/F1, SQuAD 2.0's HasAns/NoAns)."""
+    from trainer.finetune.loop import FINETUNE_JSON, evaluate_task
     from trainer.finetune.readers import LabeledDataError
+    from trainer.finetune.span_windows import SquadError
 
     target = png or os.path.join(model, "confusion-eval.png")
+    if not os.path.exists(os.path.join(model, FINETUNE_JSON)):
+        fail(f"{model} has no {FINETUNE_JSON}: pass a directory written by `ambert finetune`")
     try:
-        scores = evaluate_classifier(model, data, predict_from, target)
-    except (LabeledDataError, ValueError, OSError) as error:
+        scores = evaluate_task(model, data, predict_from, target)
+    except (LabeledDataError, SquadError, ValueError, OSError) as error:
         fail(str(error))
     if json_out:
         with open(json_out, "w", encoding="utf-8") as handle:
             json.dump(scores, handle, indent=2, ensure_ascii=False)
-    console.print(
-        f"{data} ({scores['head']} head): accuracy {scores['accuracy']:.4f}, "
-        f"macro-F1 {scores['macro_f1']:.4f}; confusion matrix {target}",
-        highlight=False,
-    )
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in scores.items() if isinstance(value, float))
+    where = f"; confusion matrix {target}" if "confusion" in scores else ""
+    console.print(f"{data} ({scores['head']} head): {shown}{where}", highlight=False)
 
 
 def ablation(

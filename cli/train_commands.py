@@ -198,18 +198,29 @@ def config_from_checkpoint(init_from: str, preset: str, config_file: str | None,
 def export(
     source: Annotated[str, typer.Argument(help="Run directory, one of its checkpoints, or a `finetune` directory.")],
     out: Annotated[str, typer.Argument(help="Directory to write (replaced if it exists).")],
-    format: Annotated[str, typer.Option("--format", help="hf: a transformers model directory.")] = "hf",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="hf: transformers BertModel / BertForSequenceClassification (the fine side); hf-ambert: the full "
+            "AMBERT (both embeddings, encoder, heads), loading with trust_remote_code=True.",
+        ),
+    ] = "hf",
 ):
     """Export to Hugging Face: a pre-training run as BertModel (the fine encoder), a fine-tuned classifier as
     BertForSequenceClassification (fine encoder + fine head, i.e. AMBERT-Single)."""
-    if format != "hf":
-        fail(f"--format {format!r} is not supported; use --format hf")
+    if format not in ("hf", "hf-ambert"):
+        fail(f"--format {format!r} is not supported; use --format hf or hf-ambert")
     from trainer.checkpoint import CheckpointError, load_run_model
     from trainer.finetune.loop import FINETUNE_JSON, export_hf_classifier
     from trainer.hf_interop import export_hf
 
     try:
-        if os.path.exists(os.path.join(source, FINETUNE_JSON)):
+        if format == "hf-ambert":
+            from trainer.hf_interop import export_hf_ambert
+
+            kind = export_hf_ambert(source, out) + ", trust_remote_code=True"
+        elif os.path.exists(os.path.join(source, FINETUNE_JSON)):
             export_hf_classifier(source, out)
             kind = "BertForSequenceClassification"
         else:

@@ -234,3 +234,96 @@ def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_token
             json.dump(hf_config(model), handle, indent=2)
         shutil.copy(fine_vocab_file, os.path.join(staging, "vocab.txt"))
         shutil.copy(fine_tokenizer_json, os.path.join(staging, "tokenizer.json"))
+
+
+_AMBERT_CONFIG = (
+    "variant",
+    "fine_vocab_size",
+    "coarse_vocab_size",
+    "hidden_size",
+    "num_layers",
+    "num_heads",
+    "intermediate_size",
+    "max_position",
+    "type_vocab_size",
+    "dropout",
+    "attention_dropout",
+    "layer_norm_eps",
+    "initializer_range",
+    "pad_id",
+)
+
+
+def export_hf_ambert(source: str, out_dir: str) -> str:
+    """The full AMBERT (both word embeddings, the encoder(s); a fine-tuned classifier's three heads too) as a
+    transformers directory loading with AutoModel / AutoModelForSequenceClassification.from_pretrained(out_dir,
+    trust_remote_code=True): config.json with auto_map, modeling_ambert.py (trainer/hf_ambert_modeling.py),
+    model.safetensors, vocab/ (both vocabularies and the multi-grained tokenizer's files) and the fine vocab.txt /
+    tokenizer.json at the top. `source`: a run, one of its checkpoints, or an `ambert finetune` classifier.
+    Returns the architecture written."""
+    from safetensors.torch import save_file
+
+    from trainer.checkpoint import load_run_model
+    from trainer.staged_output import staged_directory
+
+    finetuned = os.path.join(source, "finetune.json")
+    extra: dict = {}
+    if os.path.exists(finetuned):
+        from trainer.finetune.loop import load_finetuned
+
+        classifier, record = load_finetuned(source)
+        if record.get("task", "classify") != "classify":
+            raise ValueError(f"{source} is a {record['task']} model; hf-ambert exports runs and classifiers")
+        model, vocab_dir, architecture = (
+            classifier.encoder,
+            os.path.join(source, "vocab"),
+            "AmbertForSequenceClassification",
+        )
+        weights = {f"ambert.{name}": tensor for name, tensor in _base_weights(model).items()}
+        weights.update({f"classifiers.{name}": t for name, t in classifier.classifiers.state_dict().items()})
+        labels = record["labels"]
+        extra = {
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+            "prediction_head": record["head"],
+            "classifier_dropout": record["finetune"]["dropout"],
+        }
+    else:
+        model, run_dir, _ = load_run_model(source)
+        vocab_dir, architecture = os.path.join(run_dir, "vocab"), "AmbertModel"
+        weights = _base_weights(model)
+    config = {
+        "model_type": "ambert",
+        "architectures": [architecture],
+        "auto_map": {
+            "AutoConfig": "modeling_ambert.AmbertConfig",
+            "AutoModel": "modeling_ambert.AmbertModel",
+            "AutoModelForSequenceClassification": "modeling_ambert.AmbertForSequenceClassification",
+        },
+        **{name: getattr(model.cfg, name) for name in _AMBERT_CONFIG},
+        **extra,
+    }
+    with staged_directory(out_dir) as staging:
+        save_file(
+            {name: tensor.detach().to("cpu").contiguous() for name, tensor in weights.items()},
+            os.path.join(staging, "model.safetensors"),
+            metadata={"format": "pt"},
+        )
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2, ensure_ascii=False)
+        shutil.copy(
+            os.path.join(os.path.dirname(__file__), "hf_ambert_modeling.py"),
+            os.path.join(staging, "modeling_ambert.py"),
+        )
+        shutil.copytree(vocab_dir, os.path.join(staging, "vocab"))
+        for name in ("vocab.txt", "tokenizer.json"):
+            if os.path.exists(os.path.join(vocab_dir, "fine", name)):
+                shutil.copy(os.path.join(vocab_dir, "fine", name), os.path.join(staging, name))
+    return architecture
+
+
+def _base_weights(model: AmbertModel) -> dict[str, torch.Tensor]:
+    """Word embeddings and encoder(s) of `model` (no MLM or NSP heads), under the names of modeling_ambert."""
+    return {
+        name: tensor for name, tensor in model.state_dict().items() if not name.startswith(("mlm_heads.", "nsp_head."))
+    }

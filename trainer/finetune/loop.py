@@ -62,6 +62,21 @@ class FinetuneConfig:
         default="fp32", metadata={"help": "fp32 | bf16 | fp16: autocast mixed precision of training and prediction."}
     )
     dropout: float = field(default=0.1, metadata={"help": "Dropout of the classifier input."})
+    text_field: str = field(
+        default="text",
+        metadata={"help": "classify/regress: the field (JSONL) or column (TSV with a header) of the text."},
+    )
+    text_b_field: str = field(
+        default="text_b", metadata={"help": "classify/regress: the field of the second text of a pair ('' for none)."}
+    )
+    label_field: str = field(
+        default="label", metadata={"help": "The field of the label (choice: the right option's index or text)."}
+    )
+    context_field: str = field(default="context", metadata={"help": "choice: the field of the passage."})
+    question_field: str = field(
+        default="question", metadata={"help": "choice: the field of the question ('' for none, a cloze)."}
+    )
+    options_field: str = field(default="options", metadata={"help": "choice: the field of the list of options."})
     doc_stride: int = field(default=64, metadata={"help": "span: step between context windows (fine tokens)."})
     max_answer_len: int = field(default=30, metadata={"help": "span: longest answer (fine tokens)."})
 
@@ -373,6 +388,72 @@ def evaluate_finetuned(
     if png_path and "confusion" in scores:
         _plot_confusion(scores, scores["labels"], png_path, f"{name} ({head})")
     return scores
+
+
+def task_reader(tuning: FinetuneConfig):
+    """(kind, reader, positive class) of --task: a named benchmark task, or a generic kind reading --*-field."""
+    from trainer.finetune.readers import choice_reader, labeled_reader, named_task, read_labeled
+
+    if tuning.task not in ("classify", "regress", "choice", "span"):
+        task = named_task(tuning.task)
+        return task.kind, task.read, task.positive
+    if tuning.task == "span":
+        from trainer.finetune.span_windows import read_squad
+
+        return "span", read_squad, None
+    if tuning.task == "choice":
+        fields = (tuning.context_field, tuning.question_field, tuning.options_field, tuning.label_field)
+        return "choice", choice_reader(*fields), None
+    if (tuning.text_field, tuning.text_b_field, tuning.label_field) == ("text", "text_b", "label"):
+        return tuning.task, read_labeled, None  # the TSV/JSONL layout of read_labeled (text_b optional)
+    return tuning.task, labeled_reader(tuning.text_field, tuning.text_b_field or None, tuning.label_field), None
+
+
+def task_files(tuning: FinetuneConfig, data: str | None, train: str | None, dev: str | None, test: str | None):
+    """{split: path}: a named task's files in --data DIR, or --train/--dev (and --test)."""
+    from trainer.finetune.readers import named_task, named_task_files
+
+    if data:
+        if tuning.task in ("classify", "regress", "choice", "span"):
+            raise ValueError(
+                f"--data DIR goes with a named task (clue/tnews, glue/stsb, squad2, race, …), not --task "
+                f"{tuning.task}: pass --train and --dev"
+            )
+        return named_task_files(named_task(tuning.task), data)
+    if not (train and dev):
+        raise ValueError("pass --train and --dev files (or --data DIR with a named --task)")
+    return {"train": train, "dev": dev, **({"test": test} if test else {})}
+
+
+def finetune_task(tuning: FinetuneConfig, init: str, out: str, files: dict[str, str], report=None) -> dict:
+    """Fine-tune --task on {split: path}: span extraction, or a sequence task read by task_reader."""
+    kind, read, positive = task_reader(tuning)
+    if kind == "span":
+        from trainer.finetune.span import finetune_span
+
+        return finetune_span(files["train"], files["dev"], init, out, tuning, files.get("test"), report)
+    from trainer.finetune.tasks import task_kind
+
+    rows = {split: read(path) for split, path in files.items()}
+    return finetune_sequence(task_kind(kind), rows, init, out, tuning, report, positive)
+
+
+def evaluate_task(directory: str, data: str, predict_from: str | None = None, png_path: str | None = None) -> dict:
+    """The task's metrics of a fine-tuned model on a file, or on the dev file of a named task's directory."""
+    from trainer.finetune.readers import NAMED_TASKS
+
+    with open(os.path.join(directory, FINETUNE_JSON), encoding="utf-8") as handle:
+        record = json.load(handle)
+    tuning = FinetuneConfig(**record["finetune"])
+    if os.path.isdir(data) and tuning.task in NAMED_TASKS:  # a benchmark directory: its dev split
+        dev = os.path.join(data, NAMED_TASKS[tuning.task].files["dev"])
+        data = dev if os.path.exists(dev) else data
+    kind, read, _ = task_reader(tuning)
+    if kind == "span":
+        from trainer.finetune.span import evaluate_span
+
+        return evaluate_span(directory, data, predict_from)
+    return evaluate_finetuned(directory, read(data), predict_from, png_path, os.path.basename(data))
 
 
 def evaluate_classifier(

@@ -210,3 +210,296 @@ def _example(path: str, number: int, fields: dict[str, str | None]) -> LabeledEx
         if value is not None and not value.strip():
             raise LabeledDataError(f"{path}, line {number}: empty {name}; remove the line or fill it in")
     return LabeledExample(text=fields["text"], label=fields["label"].strip(), text_b=fields.get("text_b"), line=number)
+
+
+# -- named benchmark tasks in their own formats --------------------------------------------------------
+@dataclass(frozen=True)
+class NamedTask:
+    """A benchmark task read from its own distribution's files: kind (classify, regress, choice, span), the file
+    of each split inside --data DIR, the reader, and the positive class of F1-scored pair tasks (MRPC, QQP)."""
+
+    name: str
+    kind: str
+    files: dict
+    read: object  # (path) -> rows
+    positive: str | None = None
+
+
+def _json_lines(path: str) -> list[tuple[int, dict]]:
+    records = []
+    for number, line in _decoded_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise LabeledDataError(
+                f"{path}, line {number}: invalid JSON ({error.msg} at column {error.colno})"
+            ) from None
+        if not isinstance(record, dict):
+            raise LabeledDataError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        records.append((number, record))
+    return records
+
+
+def _field(path: str, where, record: dict, name: str):
+    """record[name], or an error naming the file, the line (or item), the field and the fields found."""
+    if not isinstance(record, dict) or record.get(name) is None:
+        found = ", ".join(sorted(record)) if isinstance(record, dict) else type(record).__name__
+        place = f"line {where}" if isinstance(where, int) else where
+        raise LabeledDataError(f"{path}, {place}: missing field {name!r} (fields found: {found})")
+    return record[name]
+
+
+def _tsv_records(path: str, header: tuple[str, ...] | None = None) -> list[tuple[int, dict]]:
+    """Rows of a tab-separated file as {column: value}: columns from its first line, or `header` for a file without
+    one (GLUE's CoLA). Fields are split on tabs only (GLUE's files are unquoted)."""
+    lines = list(_decoded_lines(path))
+    if not lines:
+        raise LabeledDataError(f"{path} holds no examples")
+    columns, rows = (list(header), lines) if header else (lines[0][1].split("\t"), lines[1:])
+    records = []
+    for number, line in rows:
+        values = line.split("\t")
+        if len(values) < len(columns):
+            raise LabeledDataError(
+                f"{path}, line {number}: {len(values)} tab-separated fields but the header names {len(columns)} "
+                f"({', '.join(columns)})"
+            )
+        records.append((number, dict(zip(columns, values[: len(columns)], strict=True))))
+    return records
+
+
+def labeled_reader(text: str, text_b: str | None, label: str, tsv_header: tuple[str, ...] | None = None, skip=()):
+    """A reader of LabeledExamples from JSON lines (.json, .jsonl) or TSV (.tsv) taking the named fields;
+    a label in `skip` (CMNLI's "-": no annotator majority) drops the example, as the benchmark's scripts do."""
+
+    def read(path: str) -> list[LabeledExample]:
+        records = _tsv_records(path, tsv_header) if path.endswith((".tsv", ".tsv.gz")) else _json_lines(path)
+        examples = []
+        for number, record in records:
+            value = _field(path, number, record, label)
+            if str(value) in skip:
+                continue
+            first = _field(path, number, record, text)
+            second = _field(path, number, record, text_b) if text_b else None
+            if isinstance(second, list):  # CSL's keywords
+                second = "；".join(second)
+            examples.append(_example(path, number, {"label": str(value), "text": str(first), "text_b": second}))
+        if not examples:
+            raise LabeledDataError(f"{path} holds no examples")
+        return examples
+
+    return read
+
+
+def _read_wsc(path: str) -> list[LabeledExample]:
+    """CLUEWSC2020: does the pronoun span2 refer to span1? As a pair: text, and "span2：span1"."""
+    examples = []
+    for number, record in _json_lines(path):
+        target = _field(path, number, record, "target")
+        pronoun, noun = _field(path, number, target, "span2_text"), _field(path, number, target, "span1_text")
+        text = _field(path, number, record, "text")
+        label = str(_field(path, number, record, "label"))
+        examples.append(_example(path, number, {"label": label, "text": text, "text_b": f"{pronoun}：{noun}"}))
+    return examples
+
+
+def choice_reader(context: str, question: str, options: str, label: str):
+    """A reader of ChoiceExamples from JSON lines: the label is the right option's index or its text."""
+    from trainer.finetune.choice import ChoiceExample
+
+    def read(path: str) -> list:
+        examples = []
+        for number, record in _json_lines(path):
+            choices = _field(path, number, record, options)
+            answer = _field(path, number, record, label)
+            index = _option_index(path, number, choices, answer)
+            examples.append(
+                ChoiceExample(
+                    str(_field(path, number, record, context)),
+                    str(record.get(question, "")) if question else "",
+                    tuple(map(str, choices)),
+                    index,
+                    str(record.get("id", number)),
+                    number,
+                )
+            )
+        return examples
+
+    return read
+
+
+def _option_index(path: str, where, choices: list, answer) -> int:
+    if isinstance(answer, int) and 0 <= answer < len(choices):
+        return answer
+    if isinstance(answer, str) and len(answer) == 1 and answer in "ABCDEFGH" and answer not in choices:
+        return "ABCDEFGH".index(answer)  # RACE's letters
+    if answer in choices:
+        return choices.index(answer)
+    raise LabeledDataError(f"{path}, {where}: answer {answer!r} is none of the options {choices}")
+
+
+def _read_c3(path: str) -> list:
+    """C3: a JSON list of [paragraphs, [{question, choice, answer (text)}], id]."""
+    from trainer.finetune.choice import ChoiceExample
+
+    document = _json_document(path)
+    examples = []
+    for number, item in enumerate(document):
+        if not isinstance(item, list) or len(item) < 2:
+            raise LabeledDataError(f"{path}, item {number}: expected [paragraphs, questions, id] as C3 has")
+        context = "".join(item[0])
+        for k, qa in enumerate(item[1]):
+            choices = _field(path, f"item {number}", qa, "choice")
+            index = _option_index(path, f"item {number}", choices, _field(path, f"item {number}", qa, "answer"))
+            qid = str(qa.get("id", f"{item[2] if len(item) > 2 else number}-{k}"))
+            examples.append(
+                ChoiceExample(context, _field(path, f"item {number}", qa, "question"), tuple(choices), index, qid)
+            )
+    return examples
+
+
+def _json_document(path: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise LabeledDataError(f"{path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LabeledDataError(f"{path} is not UTF-8 JSON: {error}") from None
+
+
+BLANK = "＿＿"  # a ChID blank that is not the one being asked about
+
+
+def _read_chid(path: str) -> list:
+    """ChID: JSON lines {candidates, content: [texts with #idiomNNNNNN# blanks]} and, beside the file,
+    NAME_answer.json {blank: candidate index}; one cloze example per blank (the others shown as ＿＿)."""
+    import os
+
+    from trainer.finetune.choice import ChoiceExample
+
+    answers_path = path.removesuffix(".json") + "_answer.json"
+    if not os.path.exists(answers_path):
+        raise LabeledDataError(f"{answers_path} not found: ChID keeps the answers of {path} in it")
+    answers = _json_document(answers_path)
+    blank = re.compile(r"#idiom\d+#")
+    examples = []
+    for number, record in _json_lines(path):
+        candidates = _field(path, number, record, "candidates")
+        contents = _field(path, number, record, "content")
+        for content in contents if isinstance(contents, list) else [contents]:
+            for tag in blank.findall(content):
+                if tag not in answers:
+                    raise LabeledDataError(f"{answers_path} has no answer for {tag} (line {number} of {path})")
+                text = blank.sub(lambda m, tag=tag: "[MASK]" if m.group() == tag else BLANK, content)
+                examples.append(ChoiceExample(text, "", tuple(candidates), int(answers[tag]), tag, number))
+    return examples
+
+
+def _read_race_dir(path: str) -> list:
+    """RACE: a directory of per-article JSON files (high/*.txt, middle/*.txt) {article, questions, options,
+    answers (letters), id}; one example per question."""
+    import glob
+    import os
+
+    from trainer.finetune.choice import ChoiceExample
+
+    files = sorted(
+        glob.glob(os.path.join(path, "**", "*.txt"), recursive=True)
+        + glob.glob(os.path.join(path, "**", "*.json"), recursive=True)
+    )
+    if not files:
+        raise LabeledDataError(f"{path}: no RACE article files (*.txt, e.g. high/1.txt, middle/1.txt) found")
+    examples = []
+    for file in files:
+        article = _json_document(file)
+        for name in ("article", "questions", "options", "answers"):
+            _field(file, "article", article, name)
+        for k, (question, choices, answer) in enumerate(
+            zip(article["questions"], article["options"], article["answers"], strict=True)
+        ):
+            index = _option_index(file, f"question {k}", choices, answer)
+            examples.append(
+                ChoiceExample(
+                    article["article"],
+                    question.replace("_", " "),
+                    tuple(choices),
+                    index,
+                    f"{article.get('id', file)}-{k}",
+                )
+            )
+    return examples
+
+
+def _read_squad(path: str) -> list:
+    from trainer.finetune.span_windows import read_squad
+
+    return read_squad(path)
+
+
+_CLUE = {"train": "train.json", "dev": "dev.json"}
+_GLUE = {"train": "train.tsv", "dev": "dev.tsv"}
+NAMED_TASKS = {
+    task.name: task
+    for task in (
+        NamedTask("clue/tnews", "classify", _CLUE, labeled_reader("sentence", None, "label")),
+        NamedTask("clue/iflytek", "classify", _CLUE, labeled_reader("sentence", None, "label")),
+        NamedTask("clue/afqmc", "classify", _CLUE, labeled_reader("sentence1", "sentence2", "label")),
+        NamedTask("clue/cmnli", "classify", _CLUE, labeled_reader("sentence1", "sentence2", "label", skip=("-",))),
+        NamedTask("clue/csl", "classify", _CLUE, labeled_reader("abst", "keyword", "label")),
+        NamedTask("clue/wsc", "classify", _CLUE, _read_wsc),
+        NamedTask("clue/c3", "choice", _CLUE, _read_c3),
+        NamedTask("clue/chid", "choice", _CLUE, _read_chid),
+        NamedTask("clue/cmrc2018", "span", _CLUE, _read_squad),
+        NamedTask(
+            "glue/cola",
+            "classify",
+            _GLUE,
+            labeled_reader("sentence", None, "label", ("source", "label", "original", "sentence")),
+        ),
+        NamedTask("glue/sst2", "classify", _GLUE, labeled_reader("sentence", None, "label")),
+        NamedTask("glue/mrpc", "classify", _GLUE, labeled_reader("#1 String", "#2 String", "Quality"), positive="1"),
+        NamedTask(
+            "glue/qqp", "classify", _GLUE, labeled_reader("question1", "question2", "is_duplicate"), positive="1"
+        ),
+        NamedTask("glue/stsb", "regress", _GLUE, labeled_reader("sentence1", "sentence2", "score")),
+        NamedTask(
+            "glue/mnli",
+            "classify",
+            {"train": "train.tsv", "dev": "dev_matched.tsv"},
+            labeled_reader("sentence1", "sentence2", "gold_label"),
+        ),
+        NamedTask("glue/qnli", "classify", _GLUE, labeled_reader("question", "sentence", "label")),
+        NamedTask("glue/rte", "classify", _GLUE, labeled_reader("sentence1", "sentence2", "label")),
+        NamedTask("squad1", "span", {"train": "train-v1.1.json", "dev": "dev-v1.1.json"}, _read_squad),
+        NamedTask("squad2", "span", {"train": "train-v2.0.json", "dev": "dev-v2.0.json"}, _read_squad),
+        NamedTask("race", "choice", {"train": "train", "dev": "dev", "test": "test"}, _read_race_dir),
+    )
+}
+
+
+def named_task_files(task: NamedTask, data_dir: str, splits=("train", "dev")) -> dict[str, str]:
+    """{split: path} of a named task's files in `data_dir` (test where the benchmark labels it and it is present);
+    a missing one is an error naming it and what the directory holds."""
+    import os
+
+    files = {}
+    for split in (*splits, *(["test"] if "test" in task.files else [])):  # CLUE/GLUE test sets have no labels
+        name = task.files[split]
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            files[split] = path
+        elif split in splits:
+            found = ", ".join(sorted(os.listdir(data_dir))) if os.path.isdir(data_dir) else "no such directory"
+            raise LabeledDataError(
+                f"{task.name}: {path} is missing (the {split} file of {task.name}); {data_dir} holds: {found}"
+            )
+    return files
+
+
+def named_task(name: str) -> NamedTask:
+    if name not in NAMED_TASKS:
+        raise LabeledDataError(f"unknown task {name!r}; named tasks: {', '.join(NAMED_TASKS)}")
+    return NAMED_TASKS[name]

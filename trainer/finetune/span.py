@@ -1,16 +1,23 @@
-"""Span extraction fine-tuning (SQuAD-format JSON): `ambert finetune --task span --train F --dev F --init RUN --out D`.
+"""Span extraction fine-tuning (SQuAD 1.1 / 2.0, CMRC 2018, DRCD: SQuAD-format JSON):
 
-Each fine token is represented by its own hidden state concatenated with that of the coarse token covering it
-(paper, section 3); start/end heads score every window position; long contexts are cut into windows with a stride
-(trainer/finetune/span_windows.py), and answers come back as character spans of the context through the token offsets.
-Single-sided variants use their one side (bert-coarse: the covering coarse token's state at each fine position).
+    ambert finetune --task span --train F --dev F [--test F] --init RUN --out D [--predict-from fine]
+
+Each fine token is represented by its own hidden state and by that of the coarse token covering it (paper,
+section 3). AMBERT (and combo) get three start/end heads, as for classification: on the fine states, on the
+covering coarse states and on their concatenation, trained together with λ‖p_fine − p_coarse‖² on the start and
+end distributions (paper eq. 2); `--predict-from fine` is AMBERT-Single (only the fine encoder runs). hybrid
+predicts from the concatenation of its joint states, bert-fine / bert-coarse from their one side. Long contexts are
+cut into windows with a stride (span_windows.py); a window without the answer, or a SQuAD 2.0 question without
+one, is labelled [CLS]. Prediction groups windows by question in one pass; with unanswerable questions present
+the null-odds threshold that scores best on dev is stored and applied to test, as the official v2.0 evaluation.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
+import shutil
+from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +25,16 @@ from torch import nn
 
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
+from trainer.finetune.loop import TWO_SIDED, autocast, config_record, fit
+
+WIDTH = {"fine": 1, "coarse": 1, "concat": 2}
+
+
+def span_heads(variant: str) -> tuple[str, ...]:
+    """The start/end heads of a variant: both sides and their concatenation, or its one representation."""
+    if variant in TWO_SIDED:
+        return ("fine", "coarse", "concat")
+    return {"hybrid": ("concat",), "bert-coarse": ("coarse",)}.get(variant, ("fine",))
 
 
 def covering_coarse(align: torch.Tensor, fine_len: int) -> torch.Tensor:
@@ -32,28 +49,62 @@ class SpanExtractor(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.variant = model_config.variant
-        width = 2 if self.variant in ("ambert", "combo", "hybrid") else 1
-        self.qa_outputs = nn.Linear(width * model_config.hidden_size, 2)
-        nn.init.normal_(self.qa_outputs.weight, std=model_config.initializer_range)
-        nn.init.zeros_(self.qa_outputs.bias)
+        self.heads = span_heads(self.variant)
+        hidden = model_config.hidden_size
+        self.qa_outputs = nn.ModuleDict({head: nn.Linear(WIDTH[head] * hidden, 2) for head in self.heads})
+        for layer in self.qa_outputs.values():
+            nn.init.normal_(layer.weight, std=model_config.initializer_range)
+            nn.init.zeros_(layer.bias)
 
-    def forward(self, batch: MaskedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(start_logits, end_logits), each (B, Lf); padding positions get -1e4."""
+    def forward(self, batch: MaskedBatch, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """{head: (B, Lf, 2) start/end logits}; padding positions get -1e4. heads=("fine",) runs the fine side only."""
+        heads = heads or self.heads
+        sides = tuple(side for side in ("fine", "coarse") if side in heads or "concat" in heads)
         enc = self.encoder.encode(
-            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+            batch.fine_ids,
+            batch.fine_type,
+            batch.fine_mask,
+            batch.coarse_ids,
+            batch.coarse_type,
+            batch.coarse_mask,
+            sides=sides,
         )
-        parts = []
+        states = {}
         if enc.fine_hidden is not None:
-            parts.append(enc.fine_hidden)  # (B, Lf, H)
+            states["fine"] = enc.fine_hidden  # (B, Lf, H)
         if enc.coarse_hidden is not None:
             index = covering_coarse(batch.align, batch.fine_ids.shape[1])  # (B, Lf)
             width = enc.coarse_hidden.shape[-1]
-            parts.append(torch.gather(enc.coarse_hidden, 1, index[..., None].expand(-1, -1, width)))  # (B, Lf, H)
-        logits = self.qa_outputs(torch.cat(parts, dim=-1)).masked_fill(~batch.fine_mask[..., None], -1e4)
-        return logits[..., 0], logits[..., 1]
+            states["coarse"] = torch.gather(enc.coarse_hidden, 1, index[..., None].expand(-1, -1, width))
+        if "concat" in heads:
+            states["concat"] = torch.cat([states["fine"], states["coarse"]], dim=-1)  # (B, Lf, 2H)
+        padding = ~batch.fine_mask[..., None]
+        return {head: self.qa_outputs[head](states[head]).masked_fill(padding, -1e4) for head in heads}
 
 
-def _windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
+def span_loss(logits: dict[str, torch.Tensor], targets: torch.Tensor, reg_lambda: float) -> torch.Tensor:
+    """Σ_heads (CE(start) + CE(end)) / 2 + λ · mean ‖p_fine − p_coarse‖² over the start and end distributions."""
+    loss = sum(
+        (F.cross_entropy(out[..., 0].float(), targets[:, 0]) + F.cross_entropy(out[..., 1].float(), targets[:, 1])) / 2
+        for out in logits.values()
+    )
+    if "fine" in logits and "coarse" in logits and reg_lambda:
+        gap = logits["fine"].float().softmax(1) - logits["coarse"].float().softmax(1)  # (B, Lf, 2)
+        loss = loss + reg_lambda * gap.pow(2).sum(1).mean()
+    return loss
+
+
+def span_head(variant: str, predict_from: str) -> str:
+    heads = span_heads(variant)
+    if predict_from in heads:
+        return predict_from
+    if len(heads) == 1:
+        return heads[0]
+    raise ValueError(f"--predict-from {predict_from!r} is not one of {', '.join(heads)} for variant {variant}")
+
+
+def make_windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
+    """(question number, SpanWindow) of every question's windows, grouped by question in order."""
     from trainer.finetune.span_windows import squad_windows
 
     return [
@@ -64,103 +115,154 @@ def _windows(tokenizer, examples, tuning) -> list[tuple[int, object]]:
 
 
 @torch.no_grad()
-def predict_spans(model: SpanExtractor, examples, windows, spec, tuning, batch_size: int = 32) -> dict[str, str]:
-    from trainer.finetune.span_windows import predict_answer
+def predict_spans(
+    model: SpanExtractor, examples, windows, spec, tuning, head: str = "concat", batch_size: int = 32
+) -> tuple[dict[str, str], dict[str, float]]:
+    """({id: best span text}, {id: null odds}) over all windows, in time linear in windows (grouped by question)."""
+    from trainer.finetune.span_windows import best_answer
     from trainer.masking import pad_examples
 
     model.eval()
     device = next(model.parameters()).device
-    starts, ends = [], []
+    logits = []
     for begin in range(0, len(windows), batch_size):
         chunk = [window.example for _, window in windows[begin : begin + batch_size]]
-        start, end = model(pad_examples(chunk, spec).to(device))
-        starts.extend(start.float().cpu().numpy())
-        ends.extend(end.float().cpu().numpy())
-    predictions = {}
+        with autocast(tuning.precision, device):
+            out = model(pad_examples(chunk, spec).to(device), heads=(head,))[head]
+        logits.extend(out.float().cpu().numpy())
+    by_question = defaultdict(list)
+    for position, (owner, _) in enumerate(windows):
+        by_question[owner].append(position)
+    predictions, null_odds = {}, {}
     for number, example in enumerate(examples):
-        chosen = [i for i, (owner, _) in enumerate(windows) if owner == number]
-        predictions[example.id] = predict_answer(
+        chosen = by_question.get(number, [])
+        predictions[example.id], null_odds[example.id] = best_answer(
             example.context,
             [windows[i][1] for i in chosen],
-            [starts[i] for i in chosen],
-            [ends[i] for i in chosen],
+            [logits[i][:, 0] for i in chosen],
+            [logits[i][:, 1] for i in chosen],
             max_answer_len=tuning.max_answer_len,
         )
-    return predictions
+    return predictions, null_odds
 
 
-def finetune_span(train_path: str, dev_path: str, init: str, out: str, tuning, report=None) -> dict:
-    """Fine-tune span extraction; keeps the epoch with the best dev F1; writes OUT/model.safetensors,
-    finetune.json (configs, dev EM/F1 per epoch) and dev_predictions.json."""
+def span_scores(predictions, null_odds, examples, threshold: float | None = None) -> dict:
+    """SQuAD 1.1 scores, or SQuAD 2.0's (HasAns/NoAns, threshold) when some question has no answer."""
+    from trainer.finetune.span_windows import squad2_scores, squad_scores
+
+    if all(example.answers for example in examples):
+        return squad_scores(predictions, examples)
+    return squad2_scores(predictions, null_odds, examples, threshold)
+
+
+def applied(predictions, null_odds, threshold: float | None) -> dict[str, str]:
+    """Predictions with "" where the null odds pass the threshold (no threshold: SQuAD 1.1, always a span)."""
+    if threshold is None:
+        return predictions
+    return {qid: "" if null_odds[qid] > threshold else text for qid, text in predictions.items()}
+
+
+def finetune_span(
+    train_path: str, dev_path: str, init: str, out: str, tuning, test_path: str | None = None, report=None
+) -> dict:
+    """Fine-tune span extraction; keeps the epoch with the best dev F1; writes OUT/model.safetensors, finetune.json
+    (configs, head, threshold, history, scores) and {dev,test}_predictions.json (plus null odds for SQuAD 2.0)."""
     from safetensors.torch import save_model
 
-    from trainer.checkpoint import load_weights, locate_run
-    from trainer.config import read_config
-    from trainer.finetune.span_windows import answer_positions, read_squad, squad_scores
-    from trainer.masking import MaskingSpec, pad_examples
-    from trainer.model import AmbertModel, parameter_groups
+    from trainer.finetune.loop import load_pretrained
+    from trainer.finetune.span_windows import answer_positions, read_squad
+    from trainer.masking import pad_examples
     from trainer.staged_output import staged_directory
-    from trainer.train import lr_lambda
-    from vocab.multigrained import MultiGrainedTokenizer
 
-    run_dir, checkpoint = locate_run(init)
-    model_config = read_config(os.path.join(run_dir, "config.json")).model
-    vocab_dir = os.path.join(run_dir, "vocab")
-    tokenizer = MultiGrainedTokenizer.from_artifact(vocab_dir)
-    spec = MaskingSpec.from_artifact(vocab_dir)
-    train_examples, dev_examples = read_squad(train_path), read_squad(dev_path)
-    train_windows, dev_windows = _windows(tokenizer, train_examples, tuning), _windows(tokenizer, dev_examples, tuning)
+    run_dir, checkpoint, model_config, tokenizer, spec, encoder = load_pretrained(init, tuning)
+    head = span_head(model_config.variant, tuning.predict_from)
+    paths = {"train": train_path, "dev": dev_path, **({"test": test_path} if test_path else {})}
+    examples = {split: read_squad(path) for split, path in paths.items()}
+    windows = {split: make_windows(tokenizer, split_examples, tuning) for split, split_examples in examples.items()}
     labels = []
-    for number, window in train_windows:
-        text, start = train_examples[number].answers[0]
+    for number, window in windows["train"]:
+        answers = examples["train"][number].answers
+        if not answers:  # SQuAD 2.0: unanswerable, [CLS]
+            labels.append((0, 0))
+            continue
+        text, start = answers[0]
         labels.append(answer_positions(window, start, start + len(text)))
 
-    torch.manual_seed(tuning.seed)
-    encoder = AmbertModel(model_config)
-    load_weights(checkpoint, encoder)
     model = SpanExtractor(encoder, model_config)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, tuning.weight_decay), lr=tuning.lr, eps=1e-6)
-    steps = tuning.epochs * -(-len(train_windows) // tuning.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(int(tuning.warmup_ratio * steps), steps))
     targets = torch.tensor(labels, device=device)  # (N, 2)
-    best, history = (-1.0, None, 0), []
-    for epoch in range(tuning.epochs):
-        model.train()
-        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(tuning.seed * 1000 + epoch))
-        for begin in range(0, len(order), tuning.batch_size):
-            rows = order[begin : begin + tuning.batch_size]
-            batch = pad_examples([train_windows[i][1].example for i in rows.tolist()], spec).to(device)
-            start, end = model(batch)
-            wanted = targets[rows.to(device)]
-            loss = (F.cross_entropy(start, wanted[:, 0]) + F.cross_entropy(end, wanted[:, 1])) / 2
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-        scores = squad_scores(predict_spans(model, dev_examples, dev_windows, spec, tuning), dev_examples)
-        history.append({"epoch": epoch + 1, "loss": float(loss.detach()), **scores})
-        if report:
-            report(history[-1])
-        if scores["f1"] > best[0]:
-            best = (scores["f1"], {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch + 1)
-    model.load_state_dict(best[1])
+
+    def step_loss(rows):
+        batch = pad_examples([windows["train"][i][1].example for i in rows], spec).to(device)
+        return span_loss(model(batch), targets[torch.as_tensor(rows, device=device)], tuning.reg_lambda)
+
+    def dev_score():
+        scores = span_scores(
+            *predict_spans(model, examples["dev"], windows["dev"], spec, tuning, head), examples["dev"]
+        )
+        best_f1 = scores.get("best_f1", scores["f1"])  # SQuAD 2.0: at its best threshold
+        return {"score": best_f1, "exact_match": scores["exact_match"], "f1": scores["f1"]}
+
+    best_epoch, history = fit(model, len(windows["train"]), step_loss, dev_score, tuning, report)
     model.cpu()
-    predictions = predict_spans(model, dev_examples, dev_windows, spec, tuning)
+    outputs = {
+        split: predict_spans(model, examples[split], windows[split], spec, tuning, head)
+        for split in examples
+        if split != "train"
+    }
+    dev_scores = span_scores(*outputs["dev"], examples["dev"])
+    threshold = dev_scores.get("best_f1_thresh")  # None for SQuAD 1.1
     record = {
-        "model": dataclasses.asdict(model_config),
-        "finetune": dataclasses.asdict(tuning),
+        **config_record(model_config, tuning),
         "task": "span",
+        "head": head,
+        "threshold": threshold,
         "init": os.path.abspath(checkpoint),
-        "best_epoch": best[2],
+        "best_epoch": best_epoch,
         "history": history,
-        "scores": {"dev": squad_scores(predictions, dev_examples)},
+        "scores": {split: span_scores(*outputs[split], examples[split], threshold) for split in outputs},
     }
     with staged_directory(out) as staging:
         save_model(model, os.path.join(staging, "model.safetensors"))
-        for name, content in (("finetune.json", record), ("dev_predictions.json", predictions)):
+        files = {"finetune.json": record}
+        for split, (predictions, null_odds) in outputs.items():
+            files[f"{split}_predictions.json"] = applied(predictions, null_odds, threshold)
+            if threshold is not None:
+                files[f"{split}_null_odds.json"] = null_odds
+        for name, content in files.items():
             with open(os.path.join(staging, name), "w", encoding="utf-8") as handle:
                 json.dump(content, handle, indent=2, ensure_ascii=False)
+        shutil.copytree(os.path.join(run_dir, "vocab"), os.path.join(staging, "vocab"))
     return record
+
+
+def load_span_model(directory: str) -> tuple[SpanExtractor, dict]:
+    """(span model in eval mode, its finetune.json) from a directory written by finetune_span."""
+    from safetensors.torch import load_model
+
+    from trainer.model import AmbertModel
+
+    with open(os.path.join(directory, "finetune.json"), encoding="utf-8") as handle:
+        record = json.load(handle)
+    model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["model"].items()})
+    model = SpanExtractor(AmbertModel(model_config), model_config)
+    load_model(model, os.path.join(directory, "model.safetensors"))
+    return model.eval(), record
+
+
+def evaluate_span(directory: str, data_path: str, predict_from: str | None = None) -> dict:
+    """EM/F1 (SQuAD 2.0: with the threshold tuned at fine-tuning, HasAns/NoAns) of a span model on a SQuAD file."""
+    from trainer.finetune.loop import FinetuneConfig
+    from trainer.finetune.span_windows import read_squad
+    from trainer.masking import MaskingSpec
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    model, record = load_span_model(directory)
+    tuning = FinetuneConfig(**record["finetune"])
+    head = span_head(model.variant, predict_from or record["head"])
+    vocab_dir = os.path.join(directory, "vocab")
+    examples = read_squad(data_path)
+    windows = make_windows(MultiGrainedTokenizer.from_artifact(vocab_dir), examples, tuning)
+    outputs = predict_spans(model, examples, windows, MaskingSpec.from_artifact(vocab_dir), tuning, head)
+    return {**span_scores(*outputs, examples, record.get("threshold")), "head": head}

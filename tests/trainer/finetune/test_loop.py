@@ -3,6 +3,7 @@ majority class, `ambert evaluate`, and the AMBERT-Single export as a transformer
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -16,6 +17,7 @@ import torch
 from trainer.config import load_config
 from trainer.finetune.classify import classification_loss, predict
 from trainer.finetune.loop import FinetuneConfig, finetune_classifier, load_finetuned
+from trainer.finetune.span import finetune_span
 from trainer.train import train
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
@@ -160,8 +162,6 @@ def test_covering_coarse_token_of_each_fine_position():
 
 def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
     """Train and dev on the same small file: a real run through windows, heads, n-best and EM/F1 that must fit it."""
-    from trainer.finetune.span import finetune_span
-
     squad = str(Path(__file__).resolve().parents[3] / "data" / "squad_sample.json")
     tuning = FinetuneConfig(
         task="span", epochs=12, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, seed=1, warmup_ratio=0.0
@@ -172,6 +172,57 @@ def test_span_finetune_learns_the_hand_written_squad_file(pretrained, tmp_path):
     assert best["f1"] > max(first["f1"] + 20, 40), record["history"]
     predictions = json.loads((tmp_path / "span" / "dev_predictions.json").read_text())
     assert len(predictions) == best["count"] == 15 and best["missing"] == 0
+    assert record["head"] == "concat" and record["threshold"] is None
+
+    evaluated = subprocess.run(
+        [AMBERT, "evaluate", "--model", str(tmp_path / "span"), "--data", squad, "--json", str(tmp_path / "s.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["f1"] == pytest.approx(best["f1"])
+
+
+def test_squad2_span_finetune_tunes_a_threshold_and_single_reads_the_fine_side_only(pretrained, tmp_path):
+    from trainer.finetune.span import load_span_model
+    from trainer.finetune.span_windows import read_squad, squad_windows
+    from trainer.masking import MaskingSpec, pad_examples
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    document = json.loads((Path(__file__).resolve().parents[3] / "data" / "squad_sample.json").read_text())
+    for article in document["data"]:
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"][::3]:  # a third unanswerable, as SQuAD 2.0 marks them
+                qa["answers"], qa["is_impossible"] = [], True
+    squad2 = tmp_path / "squad2.json"
+    squad2.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    tuning = FinetuneConfig(
+        task="span", epochs=2, batch_size=8, lr=3e-3, max_seq_len=64, doc_stride=24, predict_from="fine"
+    )
+    record = finetune_span(
+        str(squad2), str(squad2), str(pretrained), str(tmp_path / "v2"), tuning, test_path=str(squad2)
+    )
+    dev = record["scores"]["dev"]
+    assert record["head"] == "fine" and record["threshold"] == dev["best_f1_thresh"]
+    assert (
+        dev["NoAns_count"] == 6
+        and dev["HasAns_count"] == 9
+        and record["scores"]["test"]["threshold"] == record["threshold"]
+    )
+    assert (tmp_path / "v2" / "test_null_odds.json").exists()
+
+    model, _ = load_span_model(str(tmp_path / "v2"))
+    vocab = str(tmp_path / "v2" / "vocab")
+    example = read_squad(str(squad2))[0]
+    window = squad_windows(MultiGrainedTokenizer.from_artifact(vocab), example, 64, 24)[0]
+    batch = pad_examples([window.example], MaskingSpec.from_artifact(vocab))
+    scrambled = dataclasses.replace(batch, coarse_ids=torch.randint_like(batch.coarse_ids, 5, 50))
+    with torch.no_grad():
+        fine, fine_scrambled = model(batch, heads=("fine",))["fine"], model(scrambled, heads=("fine",))["fine"]
+        concat, concat_scrambled = model(batch)["concat"], model(scrambled)["concat"]
+    assert torch.equal(fine, fine_scrambled)  # AMBERT-Single: nothing of the coarse side reaches the fine head
+    assert not torch.equal(concat, concat_scrambled)
 
 
 def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_data, tmp_path):
@@ -301,3 +352,96 @@ def test_option_scores_pad_missing_options():
 
     scores = option_scores(torch.tensor([[1.0], [2.0], [3.0], [4.0], [5.0]]), [2, 3])
     assert scores.tolist() == [[1.0, 2.0, MISSING], [3.0, 4.0, 5.0]]
+
+
+def test_named_tasks_through_the_cli_finetune_and_evaluate(pretrained, tmp_path):
+    tasks = Path(__file__).resolve().parents[3] / "data" / "tasks"
+
+    def ambert(*args):
+        return subprocess.run([AMBERT, *map(str, args)], capture_output=True, text=True, check=False)
+
+    for name, metric in (("glue/stsb", "pearson"), ("clue/c3", "accuracy"), ("glue/mrpc", "f1")):
+        out = tmp_path / name.replace("/", "-")
+        tuned = ambert(
+            "finetune", "--task", name, "--data", tasks / name, "--init", pretrained, "--out", out,
+            "--epochs", 1, "--batch-size", 2, "--max-seq-len", 32,
+        )  # fmt: skip
+        assert tuned.returncode == 0, tuned.stderr
+        evaluated = ambert("evaluate", "--model", out, "--data", tasks / name, "--json", tmp_path / "scores.json")
+        assert evaluated.returncode == 0, evaluated.stderr
+        assert metric in json.loads((tmp_path / "scores.json").read_text()), name
+    (tmp_path / "empty").mkdir()
+    missing = ambert(
+        "finetune", "--task", "clue/afqmc", "--data", tmp_path / "empty", "--init", pretrained, "--out", tmp_path / "x"
+    )
+    assert missing.returncode == 2 and "train.json is missing" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_hf_ambert_export_loads_with_automodel_and_matches_within_1e5(pretrained, tmp_path):
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    from trainer.checkpoint import load_run_model
+    from trainer.finetune.readers import encode_labeled, read_labeled
+    from trainer.masking import MaskingSpec, pad_examples
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    write_toy_set(tmp_path / "train.tsv", 40, 1)
+    write_toy_set(tmp_path / "dev.tsv", 12, 2)
+    vocab = str(pretrained / "vocab")
+    examples = encode_labeled(MultiGrainedTokenizer.from_artifact(vocab), read_labeled(str(tmp_path / "dev.tsv")), 32)
+    batch = pad_examples(examples, MaskingSpec.from_artifact(vocab))
+    hf_inputs = {
+        "input_ids": batch.fine_ids,
+        "attention_mask": batch.fine_mask.long(),
+        "token_type_ids": batch.fine_type,
+        "coarse_input_ids": batch.coarse_ids,
+        "coarse_attention_mask": batch.coarse_mask.long(),
+        "coarse_token_type_ids": batch.coarse_type,
+    }
+    exported = subprocess.run(
+        [AMBERT, "export", "--format", "hf-ambert", str(pretrained), str(tmp_path / "hf")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert {"modeling_ambert.py", "config.json", "model.safetensors", "vocab", "vocab.txt"} <= {
+        p.name for p in (tmp_path / "hf").iterdir()
+    }
+    ours, _, _ = load_run_model(str(pretrained))
+    theirs = AutoModel.from_pretrained(str(tmp_path / "hf"), trust_remote_code=True).eval()
+    with torch.no_grad():
+        expected = ours.encode(
+            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+        )
+        got = theirs(**hf_inputs)
+    for side in ("fine", "coarse"):
+        mask = getattr(batch, f"{side}_mask")[..., None]
+        hidden_ours, hidden_theirs = getattr(expected, f"{side}_hidden"), got[f"{side}_last_hidden_state"]
+        assert (hidden_ours - hidden_theirs).mul(mask).abs().max() < 1e-5, side
+        assert (getattr(expected, f"{side}_pooled") - got[f"{side}_pooler_output"]).abs().max() < 1e-5, side
+
+    tuned = tmp_path / "ft"
+    finetune_classifier(
+        str(tmp_path / "train.tsv"),
+        str(tmp_path / "dev.tsv"),
+        str(pretrained),
+        str(tuned),
+        FinetuneConfig(epochs=1, max_seq_len=32),
+    )
+    exported = subprocess.run(
+        [AMBERT, "export", "--format", "hf-ambert", str(tuned), str(tmp_path / "hf-ft")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exported.returncode == 0, exported.stderr
+    classifier, record = load_finetuned(str(tuned))
+    hf_classifier = AutoModelForSequenceClassification.from_pretrained(
+        str(tmp_path / "hf-ft"), trust_remote_code=True
+    ).eval()
+    with torch.no_grad():
+        reference = classifier(batch)["concat"]
+        logits = hf_classifier(**hf_inputs).logits
+    assert (reference - logits).abs().max() < 1e-5
+    assert hf_classifier.config.id2label == dict(enumerate(record["labels"]))
