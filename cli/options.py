@@ -30,10 +30,10 @@ from cli.common import fail
 BEAM_FLAGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def config_options(config_class: type, *, exclude: tuple[str, ...] = ()):
+def config_options(config_class: type):
     """Give a command one option per field of `config_class`; it is called with `config=config_class(...)`."""
     hints = typing.get_type_hints(config_class)
-    config_fields = [f for f in dataclasses.fields(config_class) if f.init and f.name not in exclude]
+    config_fields = [f for f in dataclasses.fields(config_class) if f.init]
 
     def decorate(command):
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
@@ -83,10 +83,11 @@ def _cli_type(hint):
 
 
 def _from_cli(value, hint):
+    """A CLI value as the dataclass field takes it: a tuple for a repeatable option, a path without a trailing /."""
     if typing.get_origin(hint) is tuple and value is not None:
         return tuple(value)
-    if isinstance(value, str) and hint is str:
-        return value.rstrip("/") if "://" in value or value.endswith("/") else value
+    if hint is str and value.endswith("/") and not value.rstrip("/").endswith(":"):
+        return value.rstrip("/") or "/"  # out/shards/ and out/shards name one directory
     return value
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import logging
 import re
 import sys
 import tomllib
@@ -95,6 +96,7 @@ SKIP_IMPORT = {"setup", "conftest", "pip", "setuptools", "pkg_resources", "distu
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.ERROR)  # packages' import-time notices (Beam's on apitools) are not findings
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lock", nargs="?", default=str(ROOT / "requirements.lock"))
     parser.add_argument("--pyproject", default=str(ROOT / "pyproject.toml"))
