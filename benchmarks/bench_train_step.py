@@ -16,12 +16,14 @@ import statistics
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 from benchmarks.synthetic_shards import SPECIAL_IDS, VOCAB_ID, write_synthetic_shards
 from trainer.config import ModelConfig
 from trainer.data import pretraining_loader
 from trainer.masking import MaskingCollator, MaskingSpec, SpecialIds
+from trainer.masking_strategies import Corruption, UnitRules
 
 FINE, COARSE = 21128, 72635
 
@@ -32,7 +34,9 @@ def make_loader(data: str, batch: int, workers: int, epoch: int = 0):
     return pretraining_loader(
         data,
         expect_vocab_id=VOCAB_ID,
-        collator=MaskingCollator(spec, 1, epoch),
+        collator=MaskingCollator(
+            Corruption(UnitRules(spec, np.zeros(FINE, dtype=bool), words_from_coarse=True)), 1, epoch
+        ),
         batch_size=batch,
         num_workers=workers,
         shuffle_buffer=256,

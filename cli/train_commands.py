@@ -112,7 +112,11 @@ def train(
     ] = None,
     nproc: Annotated[int, typer.Option(help="Local processes; >1 runs this command under torchrun.")] = 1,
 ):
-    """Pre-train AMBERT (or a variant) on a shard set: MLM on both granularities, checkpoints, metrics."""
+    """Pre-train AMBERT (or a variant) on a shard set: MLM on both granularities, checkpoints, metrics.
+
+    data.masking: token | word | ngram | ambert | auto (the default: token for bert-fine, ambert for the other
+    variants). model.objective: mlm | mac (MacBERT, needs similar words) | perm (PERT). model.sop=true adds
+    sentence-order prediction. README: the seeds' models as flags."""
     if nproc > 1 and "RANK" not in os.environ:
         _launch_torchrun(nproc)
     if not out:

@@ -5,7 +5,7 @@
     batch.to(device)
 
 Fine and coarse sides are padded separately, each to the longest sequence of its side in the batch.
-Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP).
+Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP or SOP).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ class MaskedBatch:
     fine_ids: torch.Tensor  # (B, Lf) long, after masking
     fine_type: torch.Tensor  # (B, Lf) long, segment A = 0 / B = 1
     fine_mask: torch.Tensor  # (B, Lf) bool, True at real tokens, False at padding
-    fine_labels: torch.Tensor  # (B, Lf) long, original id at masked positions, IGNORE elsewhere
+    fine_labels: torch.Tensor  # (B, Lf) long at chosen positions: the original id (mlm, mac) or, for perm, the
+    # position the token now there came from; IGNORE elsewhere
     coarse_ids: torch.Tensor  # (B, Lc)
     coarse_type: torch.Tensor  # (B, Lc)
     coarse_mask: torch.Tensor  # (B, Lc)
@@ -31,6 +32,7 @@ class MaskedBatch:
     align: torch.Tensor  # (B, Lc, 2) long: coarse j covers fine align[j,0]:align[j,1]; (0, 0) at padding
     nsp_labels: torch.Tensor  # (B,) long: 1 random next segment, 0 actual next, IGNORE without NSP
     keys: list[str]  # sample keys, for debugging and data-position checks
+    sop_labels: torch.Tensor | None = None  # (B,) long: 1 segments swapped, 0 in order, IGNORE; None without SOP
 
     def _map_tensors(self, change) -> MaskedBatch:
         return dataclasses.replace(

@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 
 VARIANTS = ("ambert", "combo", "hybrid", "bert-fine", "bert-coarse")
+MASKINGS = ("token", "word", "ngram", "ambert")  # trainer.masking_strategies.STRATEGIES
+OBJECTIVES = ("mlm", "mac", "perm")
 
 
 class ConfigError(ValueError):
@@ -48,6 +50,22 @@ class ModelConfig:
     nsp: bool = field(
         default=False, metadata={"help": "Next-sentence prediction head (the paper finds NSP not essential)."}
     )
+    objective: str = field(
+        default="mlm",
+        metadata={
+            "help": "mlm (BERT: [MASK]/random/kept 80/10/10, predict the originals) | mac (MacBERT, MLM as "
+            "correction: similar word/random word/kept 80/10/10, no [MASK]; needs the artifact's similar.tsv) | "
+            "perm (PERT: the chosen positions are permuted among themselves, 10% kept; a pointer head predicts "
+            "where each token came from; not with hybrid)."
+        },
+    )
+    sop: bool = field(
+        default=False,
+        metadata={
+            "help": "Sentence-order prediction head (ALBERT, MacBERT): half of the actual-next pairs are read as "
+            "[CLS] B [SEP] A [SEP]; beside model.nsp or instead of it."
+        },
+    )
     pad_id: int = field(default=0, metadata={"help": "Id of [PAD] on both sides."})
 
 
@@ -74,7 +92,18 @@ class DataConfig:
     retry_backoff: float = field(
         default=1.0, metadata={"help": "Seconds before the first retry of a storage error; doubled each retry."}
     )
-    mask_prob: float = field(default=0.15, metadata={"help": "Share of coarse tokens chosen for masking."})
+    masking: str = field(
+        default="auto",
+        metadata={
+            "help": "Which units are chosen: token (BERT: fine tokens) | word (whole-word masking) | ngram (n = 1..4 "
+            "words, p 0.4/0.3/0.2/0.1: MacBERT, PERT) | ambert (coarse tokens and their fine tokens) | auto "
+            "(token for bert-fine, ambert for the other variants)."
+        },
+    )
+    mask_prob: float = field(
+        default=0.15,
+        metadata={"help": "Share of the tokens chosen as targets (of the coarse tokens with ambert masking)."},
+    )
 
 
 @dataclass(frozen=True)
@@ -185,6 +214,15 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"model.variant {m.variant!r} is not one of {', '.join(VARIANTS)}")
     if m.hidden_size % m.num_heads:
         raise ConfigError(f"model.hidden_size {m.hidden_size} is not a multiple of model.num_heads {m.num_heads}")
+    if cfg.data.masking not in (*MASKINGS, "auto"):
+        raise ConfigError(f"data.masking {cfg.data.masking!r} is not one of {', '.join(MASKINGS)}, auto")
+    if m.objective not in OBJECTIVES:
+        raise ConfigError(f"model.objective {m.objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if m.objective == "perm" and m.variant == "hybrid":
+        raise ConfigError(
+            "model.objective=perm with model.variant=hybrid: each side would show the other's original order; "
+            "use perm with ambert, combo, bert-fine or bert-coarse"
+        )
     if cfg.run.precision not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"run.precision {cfg.run.precision!r} is not one of auto, fp32, bf16")
     if cfg.run.device not in ("auto", "cpu", "cuda"):
@@ -197,6 +235,13 @@ def validate(cfg: TrainConfig) -> TrainConfig:
     if cfg.optim.grad_accum < 1 or cfg.optim.max_steps < 0 or cfg.run.keep_last < 1:
         raise ConfigError("optim.grad_accum and run.keep_last must be ≥ 1, optim.max_steps ≥ 0")
     return cfg
+
+
+def masking_of(cfg: TrainConfig) -> str:
+    """data.masking, with auto resolved: token for bert-fine (Google BERT), ambert for the other variants."""
+    if cfg.data.masking != "auto":
+        return cfg.data.masking
+    return "token" if cfg.model.variant == "bert-fine" else "ambert"
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, typing.Any]:

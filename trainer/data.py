@@ -1,6 +1,7 @@
 """Streaming pre-training batches from a shard set (local or fsspec URL): generator stages over webdataset's tar reader.
 
-    loader = pretraining_loader("out/shards", expect_vocab_id=vocab_id, collator=MaskingCollator(spec, seed, epoch),
+    collator = MaskingCollator(corruption, seed, epoch)      # trainer.masking, trainer.masking_strategies.Corruption
+    loader = pretraining_loader("out/shards", expect_vocab_id=vocab_id, collator=collator,
                                 batch_size=32, num_workers=2, shuffle_buffer=1000, seed=seed, epoch=epoch,
                                 rank=rank, world_size=world_size, skip_batches=batches_already_done)
     for batch in loader: ...        # MaskedBatch; loader.corrupt_shards names the shards skipped so far
@@ -21,7 +22,7 @@ import tarfile
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import fsspec
 import numpy as np
@@ -139,7 +140,12 @@ class ShardStream(IterableDataset):
         return example
 
     def read(
-        self, shards: Iterator[tuple[Shard, int]], slot: int | None, reports: list[tuple[str, str]], skip: int = 0
+        self,
+        shards: Iterator[tuple[Shard, int]],
+        slot: int | None,
+        reports: list[tuple[str, str]],
+        skip: int = 0,
+        worker_slot: int = 0,
     ) -> Iterator[ShardExample]:
         """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None), after the
         first `skip` of them: whole shards are passed over by the manifest's counts (not opened), and in the shard
@@ -147,9 +153,12 @@ class ShardStream(IterableDataset):
         shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
         strict; else it is reported and reading goes on with the next shard. A storage error (OSError: a timeout, a
         dropped connection) is no corruption: the shard is opened again after a backoff and read on from the member
-        where it stopped, up to `read_retries` times in a row (each retry reported as (shard name, RETRIED))."""
+        where it stopped, up to `read_retries` times in a row (each retry reported as (shard name, RETRIED)).
+        Resampled, the examples of the n-th shard drawn carry draw = 1 + n × slots + worker_slot: a sample drawn
+        again is masked anew."""
         broken: set[str] = set()
-        for shard, start in shards:
+        for number, (shard, start) in enumerate(shards):
+            draw = 1 + number * self.slots + worker_slot if self.resampled else 0
             first = 0  # the member where reading starts
             if skip:
                 kept = (
@@ -169,7 +178,8 @@ class ShardStream(IterableDataset):
                         skip_members(stream, count)  # resume, or go on after a storage error
                         for member in tar_file_iterator(stream):
                             if slot is None or (start + count) % self.slots == slot:
-                                yield self.check(member)
+                                example = self.check(member)
+                                yield replace(example, draw=draw) if draw else example
                             count, failures = count + 1, 0
                     if count != shard.samples:
                         raise CodecError(f"{count} samples, the manifest says {shard.samples} (truncated?)")
@@ -206,7 +216,9 @@ class ShardStream(IterableDataset):
         skip = self.skip_samples[worker]
         blocks = skip // self.shuffle_buffer  # whole shuffle blocks before the resume point: never read
         slot = self.slot(worker) if self.split_samples else None
-        examples = self.read(self.shards_of(worker), slot, reports, skip=blocks * self.shuffle_buffer)
+        examples = self.read(
+            self.shards_of(worker), slot, reports, skip=blocks * self.shuffle_buffer, worker_slot=self.slot(worker)
+        )
         examples = block_shuffle(
             examples, self.shuffle_buffer, ("shuffle", self.seed, self.epoch, self.rank, worker), blocks
         )

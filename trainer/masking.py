@@ -1,10 +1,11 @@
-"""Dynamic multi-grained masking for pre-training: choose coarse tokens, mask them and their fine tokens too.
+"""Dynamic masking for pre-training: the vocabulary's special ids, each example's rng, the collator and padding.
 
     spec = MaskingSpec.from_artifact("run/vocab", mask_prob=0.15)
-    batch = MaskingCollator(spec, seed, epoch)(examples)      # a trainer.batch.MaskedBatch
+    corruption = Corruption.from_config("run/vocab", cfg)       # trainer.masking_strategies: what is chosen, how
+    batch = MaskingCollator(corruption, seed, epoch)(examples)  # a trainer.batch.MaskedBatch
 
-"The masked coarse-grained tokens are also masked as fine-grained tokens" (paper, section 4). The random choices
-of an example depend only on (seed, epoch, sample key): the same in any worker, on any rank, after any resume.
+The random choices of an example depend only on (seed, epoch, sample key, draw): the same in any worker, on any
+rank, after any resume.
 """
 
 from __future__ import annotations
@@ -81,63 +82,23 @@ def stable_seed(*parts: int | str) -> int:
     return int.from_bytes(digest[:16], "little")
 
 
-def example_rng(seed: int, epoch: int, key: str) -> np.random.Generator:
-    """The random generator that masks sample `key` in `epoch`: new choices every epoch, the same on every replay."""
-    return np.random.default_rng(stable_seed("mask", seed, epoch, key))
-
-
-def _random_ids(rng: np.random.Generator, count: int, vocab_size: int, specials: SpecialIds) -> np.ndarray:
-    """`count` ids drawn uniformly from the vocabulary without its special tokens."""
-    excluded = sorted({specials.pad, specials.cls, specials.sep, specials.mask, specials.unk})
-    ids = rng.integers(0, vocab_size - len(excluded), size=count)
-    for special in excluded:  # shift past each excluded id, in increasing order
-        ids += ids >= special
-    return ids
-
-
-def _corrupt(
-    ids: np.ndarray, positions: np.ndarray, specials: SpecialIds, vocab_size: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """BERT's 80/10/10 at `positions`: [MASK], a random non-special id, or unchanged. Returns (input, labels)."""
-    labels = np.full(len(ids), IGNORE, dtype=np.int64)
-    labels[positions] = ids[positions]
-    masked = ids.copy()
-    draw = rng.random(len(positions))
-    masked[positions[draw < 0.8]] = specials.mask
-    replaced = positions[(draw >= 0.8) & (draw < 0.9)]
-    masked[replaced] = _random_ids(rng, len(replaced), vocab_size, specials)
-    return masked, labels
-
-
-def mask_example(
-    example: ShardExample, spec: MaskingSpec, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(fine_input, fine_labels, coarse_input, coarse_labels), int64 arrays of the example's lengths.
-
-    round(mask_prob × n) of the n coarse tokens that are not [CLS]/[SEP]/[PAD] are chosen (at least one when n ≥ 1,
-    Python's round), and with each its fine tokens align[j,0]:align[j,1]; each side then gets 80/10/10 on its own.
-    """
-    fine = np.asarray(example.fine_ids, dtype=np.int64)
-    coarse = np.asarray(example.coarse_ids, dtype=np.int64)
-    candidates = np.flatnonzero(~np.isin(coarse, (spec.coarse.cls, spec.coarse.sep, spec.coarse.pad)))
-    count = max(1, round(spec.mask_prob * len(candidates))) if len(candidates) else 0
-    chosen = np.sort(rng.choice(candidates, size=count, replace=False))
-    spans = [np.arange(start, end) for start, end in example.align[chosen]]
-    fine_positions = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
-    coarse_input, coarse_labels = _corrupt(coarse, chosen, spec.coarse, spec.coarse_vocab_size, rng)
-    fine_input, fine_labels = _corrupt(fine, fine_positions, spec.fine, spec.fine_vocab_size, rng)
-    return fine_input, fine_labels, coarse_input, coarse_labels
+def example_rng(seed: int, epoch: int, key: str, draw: int = 0) -> np.random.Generator:
+    """The random generator that masks sample `key` in `epoch`: new choices every epoch, the same on every replay.
+    Resampled mode numbers the draws of a sample (ShardExample.draw ≥ 1): a sample drawn twice gets new choices."""
+    return np.random.default_rng(stable_seed("mask", seed, epoch, key, *((draw,) if draw else ())))
 
 
 def pad_examples(
     examples: list[ShardExample],
     spec: MaskingSpec,
     masked: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    sop_labels: list[int] | None = None,
 ) -> MaskedBatch:
     """ShardExamples → MaskedBatch, each side padded to its longest sequence in the batch.
 
-    `masked[i]` is mask_example's output for example i (pre-training); without it the inputs are the ids themselves
-    and every MLM label is IGNORE (fine-tuning, evaluation)."""
+    `masked[i]` is (fine_input, fine_labels, coarse_input, coarse_labels) of example i (pre-training: a
+    trainer.masking_strategies.Corruption's); without it the inputs are the ids themselves and every label is IGNORE
+    (fine-tuning, evaluation). sop_labels: one per example (IGNORE where it has none), or None without SOP."""
     if not examples:
         raise ValueError("a batch needs at least one example")
     size = len(examples)
@@ -172,16 +133,19 @@ def pad_examples(
         align=as_tensor(align),
         nsp_labels=torch.tensor(nsp, dtype=torch.long),
         keys=[ex.key for ex in examples],
+        sop_labels=None if sop_labels is None else torch.tensor(sop_labels, dtype=torch.long),
     )
 
 
 class MaskingCollator:
-    """ShardExamples → MaskedBatch: masks each example with example_rng(seed, epoch, key), pads each side to its
-    longest sequence in the batch. Picklable, so it runs inside DataLoader worker processes."""
+    """ShardExamples → MaskedBatch: corrupts each example with example_rng(seed, epoch, key, draw) as `corruption`
+    says (a trainer.masking_strategies.Corruption: strategy, objective, SOP), pads each side to its longest sequence
+    in the batch. Picklable, so it runs inside DataLoader worker processes."""
 
-    def __init__(self, spec: MaskingSpec, seed: int, epoch: int) -> None:
-        self.spec, self.seed, self.epoch = spec, seed, epoch
+    def __init__(self, corruption, seed: int, epoch: int) -> None:
+        self.corruption, self.seed, self.epoch = corruption, seed, epoch
 
     def __call__(self, examples: list[ShardExample]) -> MaskedBatch:
-        masked = [mask_example(ex, self.spec, example_rng(self.seed, self.epoch, ex.key)) for ex in examples]
-        return pad_examples(examples, self.spec, masked)
+        done = [self.corruption(ex, example_rng(self.seed, self.epoch, ex.key, ex.draw)) for ex in examples]
+        sop = [label for _, _, label in done] if self.corruption.sop else None
+        return pad_examples([ex for ex, _, _ in done], self.corruption.rules.spec, [m for _, m, _ in done], sop)

@@ -1,12 +1,13 @@
 """The seeds' masking strategies and corruptions, as pure numpy functions of one aligned example and an rng.
 
     rules = UnitRules.from_artifact("run/vocab", tie_coarse=True)       # special ids, "##" flags, language
-    rng = draw_rng(seed, epoch, key, draw)                              # the same choices on every replay
+    rng = example_rng(seed, epoch, key, draw)                           # trainer.masking: the same on every replay
     chosen = STRATEGIES["ngram"](example, rules, rng)                   # Selection: words, their spans, n-grams
     fine_in, fine_labels, coarse_in, coarse_labels = corrupt_bert(example, chosen, rules, rng)   # MLM, tied 80/10/10
     corrupt_mac(example, chosen, rules, SimilarWordTable.from_artifact("run/vocab"), rng)        # MacBERT
     permute_chosen(example, chosen, rng)                                                           # PERT
     sentence_order(example, rng)                                                                   # SOP pairs
+    corruption = Corruption.from_config("run/vocab", cfg)      # all of it, as a TrainConfig says (the collator's)
 
 Strategies: `token` (BERT: fine tokens), `word` (whole-word masking: Chinese words are coarse units, English words a
 WordPiece word and its "##" pieces), `ngram` (n = 1..4 words with p 0.4/0.3/0.2/0.1: MacBERT, PERT) and `ambert`
@@ -27,9 +28,9 @@ from functools import cached_property
 import numpy as np
 
 from trainer.batch import IGNORE
-from trainer.masking import MaskingSpec, SpecialIds, stable_seed
+from trainer.masking import MaskingSpec, SpecialIds
 from vocab.aligned_codec import ShardExample
-from vocab.artifact import read_artifact, read_vocab_lines
+from vocab.artifact import SIMILAR_WORDS_FILE, ArtifactError, read_artifact, read_vocab_lines
 from vocab.similar_words import SimilarWordTable, word_units
 
 NGRAM_PROBS = (0.4, 0.3, 0.2, 0.1)  # n = 1, 2, 3, 4 words (MacBERT, PERT)
@@ -102,13 +103,6 @@ def _positions(spans: np.ndarray) -> np.ndarray:
     lengths = spans[:, 1] - spans[:, 0]
     offsets = np.cumsum(lengths) - lengths
     return (np.arange(int(lengths.sum())) + np.repeat(spans[:, 0] - offsets, lengths)).astype(np.int64)
-
-
-def draw_rng(seed: int, epoch: int, key: str, draw: int = 0) -> np.random.Generator:
-    """The generator of draw `draw` of sample `key` in `epoch` (resampled mode counts draws: a sample drawn twice
-    gets new choices). Draw 0 is trainer.masking.example_rng(seed, epoch, key)."""
-    parts = ("mask", seed, epoch, key) + ((draw,) if draw else ())
-    return np.random.default_rng(stable_seed(*parts))
 
 
 # -- units ---------------------------------------------------------------------------------------------------------
@@ -414,6 +408,7 @@ def sentence_order(example: ShardExample, rng: np.random.Generator) -> tuple[Sha
         coarse_offsets=example.coarse_offsets[coarse_order],
         nsp_label=example.nsp_label,
         next_doc_id=example.doc_id if example.next_doc_id else "",
+        draw=example.draw,
     )
     return swapped, 1
 
@@ -429,3 +424,63 @@ def _swapped_orders(example: ShardExample) -> tuple[np.ndarray, np.ndarray, int,
         )
         starts.append(1 + (end - 1 - b_start) + 1)
     return orders[0], orders[1], starts[0], starts[1]
+
+
+# -- one example, as a run is configured -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Corruption:
+    """What pre-training does to one example: SOP swap (sop), the strategy's choice, the objective's corruption.
+
+    corruption(example, rng) → (example, (fine_input, fine_labels, coarse_input, coarse_labels), sop_label): the
+    example as the model reads it (swapped by SOP), and labels that hold the original ids (mlm, mac) or the source
+    positions (perm) at the chosen positions. Picklable (DataLoader workers)."""
+
+    rules: UnitRules
+    strategy: str = "ambert"
+    objective: str = "mlm"
+    sop: bool = False
+    similar: SimilarWordTable | None = None  # mac only
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"masking strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.objective not in ("mlm", "mac", "perm"):
+            raise ValueError(f"objective {self.objective!r} is not mlm, mac or perm")
+        if self.objective == "mac" and self.similar is None:
+            raise ValueError("the mac objective needs a SimilarWordTable")
+
+    @classmethod
+    def from_config(cls, artifact_dir: str, cfg) -> Corruption:
+        """The corruption of a trainer.config.TrainConfig over the vocab artifact `artifact_dir`."""
+        from trainer.config import masking_of
+
+        similar = None
+        if cfg.model.objective == "mac":
+            if not os.path.exists(os.path.join(artifact_dir, SIMILAR_WORDS_FILE)):
+                raise ArtifactError(
+                    f"model.objective=mac needs similar words, and {artifact_dir} has no {SIMILAR_WORDS_FILE}: "
+                    "rebuild the vocab with `ambert vocab build --similar-words 10` (or --similar-words-file FILE)"
+                )
+            similar = SimilarWordTable.from_artifact(artifact_dir)
+        return cls(
+            rules=UnitRules.from_artifact(
+                artifact_dir, cfg.data.mask_prob, tie_coarse=cfg.model.variant != "bert-fine"
+            ),
+            strategy=masking_of(cfg),
+            objective=cfg.model.objective,
+            sop=cfg.model.sop,
+            similar=similar,
+        )
+
+    def __call__(
+        self, example: ShardExample, rng: np.random.Generator
+    ) -> tuple[ShardExample, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], int]:
+        sop_label = IGNORE
+        if self.sop:
+            example, sop_label = sentence_order(example, rng)
+        chosen = STRATEGIES[self.strategy](example, self.rules, rng)
+        if self.objective == "perm":
+            return example, permute_chosen(example, chosen, rng), sop_label
+        if self.objective == "mac":
+            return example, corrupt_mac(example, chosen, self.rules, self.similar, rng), sop_label
+        return example, corrupt_bert(example, chosen, self.rules, rng), sop_label

@@ -1,7 +1,7 @@
 """AMBERT and its variants in one file: a BERT encoder shared by fine- and coarse-grained token sequences.
 
     model = AmbertModel(ModelConfig(variant="ambert", ...)); out = model(batch)   # batch: trainer.batch.MaskedBatch
-    out.loss.backward()                 # fine MLM + coarse MLM (+ NSP); logits only at masked positions
+    out.loss.backward()                 # fine + coarse MLM (perm: pointer) (+ NSP, SOP); only at chosen positions
     enc = model.encode(fine_ids, fine_type, fine_mask, None, None, None, sides=("fine",))   # AMBERT-Single
 Variants: ambert (one shared encoder, two word embeddings), combo (two encoders), hybrid (one encoder over the
 concatenated sequences), bert-fine / bert-coarse (one granularity). Layout and names follow Hugging Face BertModel.
@@ -17,6 +17,7 @@ from torch import nn
 
 from trainer.batch import IGNORE, MaskedBatch
 from trainer.config import ModelConfig
+from trainer.objectives import PointerHead, pair_loss
 
 
 class Embeddings(nn.Module):
@@ -122,6 +123,7 @@ class PretrainOutput:
     fine_loss: torch.Tensor | None
     coarse_loss: torch.Tensor | None
     nsp_loss: torch.Tensor | None
+    sop_loss: torch.Tensor | None
     fine_correct: torch.Tensor
     fine_count: torch.Tensor
     coarse_correct: torch.Tensor
@@ -133,7 +135,8 @@ def _pad_to(t: torch.Tensor, length: int, value) -> torch.Tensor:
 
 
 class AmbertModel(nn.Module):
-    """Word embeddings per granularity, the encoder(s) of `cfg.variant`, MLM heads (tied decoders), optional NSP."""
+    """Word embeddings per granularity, the encoder(s) of `cfg.variant`, MLM heads (tied decoders), PERT pointer
+    heads (objective perm), optional NSP and SOP heads (trainer/objectives.py)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -152,8 +155,11 @@ class AmbertModel(nn.Module):
         else:
             self.encoder = Encoder(cfg)  # shared by both sides (ambert), joint (hybrid) or single (bert-*)
         self.mlm_heads = nn.ModuleDict({side: MLMHead(cfg, self.word_embeddings[side]) for side in self.sides})
-        two_pooled = variant in ("ambert", "combo")
-        self.nsp_head = nn.Linear((2 if two_pooled else 1) * cfg.hidden_size, 2) if cfg.nsp else None
+        if cfg.objective == "perm":  # PERT: where each chosen token came from (the MLM heads stay, unused)
+            self.pointer_heads = nn.ModuleDict({side: PointerHead(cfg) for side in self.sides})
+        pooled_width = (2 if variant in ("ambert", "combo") else 1) * cfg.hidden_size
+        self.nsp_head = nn.Linear(pooled_width, 2) if cfg.nsp else None
+        self.sop_head = nn.Linear(pooled_width, 2) if cfg.sop else None
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -249,9 +255,13 @@ class AmbertModel(nn.Module):
         losses, stats = {}, {}
         for side in self.sides:
             hidden, labels = getattr(enc, f"{side}_hidden"), getattr(batch, f"{side}_labels")
-            losses[side], *stats[side] = self._mlm(side, hidden, labels)
-        nsp_loss = None
-        if self.nsp_head is not None:
+            if self.cfg.objective == "perm":
+                mask = getattr(batch, f"{side}_mask")
+                losses[side], *stats[side] = self.pointer_heads[side].loss(hidden, mask, labels)
+            else:
+                losses[side], *stats[side] = self._mlm(side, hidden, labels)
+        nsp_loss = sop_loss = None
+        if self.nsp_head is not None or self.sop_head is not None:
             pooled = (
                 torch.cat([enc.fine_pooled, enc.coarse_pooled], -1)
                 if self.cfg.variant in ("ambert", "combo")
@@ -259,18 +269,18 @@ class AmbertModel(nn.Module):
                 if enc.fine_pooled is not None
                 else enc.coarse_pooled
             )
-            nsp_logits = self.nsp_head(pooled).float()
-            has = (batch.nsp_labels != IGNORE).sum()
-            nsp_loss = F.cross_entropy(nsp_logits, batch.nsp_labels, ignore_index=IGNORE, reduction="sum") / has.clamp(
-                min=1
-            )
-        loss = sum(losses.values()) + (nsp_loss if nsp_loss is not None else 0.0)
+            if self.nsp_head is not None:
+                nsp_loss = pair_loss(self.nsp_head(pooled), batch.nsp_labels)
+            if self.sop_head is not None and batch.sop_labels is not None:
+                sop_loss = pair_loss(self.sop_head(pooled), batch.sop_labels)
+        loss = sum(losses.values()) + sum(extra for extra in (nsp_loss, sop_loss) if extra is not None)
         fine, coarse = stats.get("fine", (zero, zero)), stats.get("coarse", (zero, zero))
         return PretrainOutput(
             loss=loss,
             fine_loss=losses.get("fine"),
             coarse_loss=losses.get("coarse"),
             nsp_loss=nsp_loss,
+            sop_loss=sop_loss,
             fine_correct=fine[0],
             fine_count=fine[1],
             coarse_correct=coarse[0],

@@ -85,6 +85,9 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
     if not cfg.data.data:
         raise TrainError("no shard set: pass --data DIR (a directory written by `ambert shard build`)")
     artifact = verify_artifact(vocab_dir)
+    from trainer.masking_strategies import Corruption
+
+    Corruption.from_config(vocab_dir, cfg)  # fails now, before RUN is written, on e.g. mac without similar words
     manifest = read_manifest(cfg.data.data, expect_vocab_id=artifact["id"])
     seq_len = int(manifest["options"]["max_seq_len"])
     if seq_len > cfg.model.max_position:
@@ -200,7 +203,8 @@ def train(
 
     A new run takes `cfg` from load_config(); a resumed one from resumed_config(out, overrides)."""
     from trainer.data import pretraining_loader
-    from trainer.masking import MaskingCollator, MaskingSpec
+    from trainer.masking import MaskingCollator
+    from trainer.masking_strategies import Corruption
     from trainer.model import AmbertModel, parameter_groups
 
     ddp = setup_distributed(cfg.run.device)
@@ -246,17 +250,17 @@ def train(
         trained = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None,
-            find_unused_parameters=not cfg.model.nsp,
-        )  # the pooler feeds only the NSP head
+            find_unused_parameters=not (cfg.model.nsp or cfg.model.sop) or cfg.model.objective == "perm",
+        )  # the pooler feeds only the NSP and SOP heads; perm leaves the MLM heads out
     forward = torch.compile(trained) if cfg.run.compile else trained
     use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and ddp.device.type == "cuda")
     autocast = (lambda: torch.autocast(ddp.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
 
-    spec = MaskingSpec.from_artifact(vocab_copy, cfg.data.mask_prob)
+    corruption = Corruption.from_config(vocab_copy, cfg)
     log = MetricsLog(out, ddp.is_main)
     last: dict = {}
     window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0, "steps": 0}
-    totals = torch.zeros(7, device=ddp.device)  # sums: losses (fine, coarse, nsp), correct/count fine, coarse
+    totals = torch.zeros(8, device=ddp.device)  # sums: losses (fine, coarse, nsp, sop), correct/count fine, coarse
     zero = torch.zeros((), device=ddp.device)
 
     def loader_for(where: DataPosition) -> Iterator:
@@ -264,7 +268,7 @@ def train(
             pretraining_loader(
                 cfg.data.data,
                 expect_vocab_id=vocab_id,
-                collator=MaskingCollator(spec, cfg.run.seed, where.epoch),
+                collator=MaskingCollator(corruption, cfg.run.seed, where.epoch),
                 batch_size=cfg.data.batch_size,
                 num_workers=cfg.data.num_workers,
                 shuffle_buffer=cfg.data.shuffle_buffer,
@@ -315,6 +319,7 @@ def train(
                         output.fine_loss,
                         output.coarse_loss,
                         output.nsp_loss,
+                        output.sop_loss,
                         output.fine_correct,
                         output.fine_count,
                         output.coarse_correct,
@@ -338,12 +343,13 @@ def train(
             last = {
                 "step": step,
                 "epoch": position.epoch,
-                "loss": (summed[0] + summed[1] + summed[2]).item() / micro,
+                "loss": summed[:4].sum().item() / micro,
                 "fine_loss": summed[0].item() / micro,
                 "coarse_loss": summed[1].item() / micro,
                 "nsp_loss": summed[2].item() / micro,
-                "fine_acc": summed[3].item() / max(summed[4].item(), 1),
-                "coarse_acc": summed[5].item() / max(summed[6].item(), 1),
+                "sop_loss": summed[3].item() / micro,
+                "fine_acc": summed[4].item() / max(summed[5].item(), 1),
+                "coarse_acc": summed[6].item() / max(summed[7].item(), 1),
                 "lr": scheduler.get_last_lr()[0],
                 "grad_norm": float(grad_norm),
                 "tokens_per_s": window["tokens"] * ddp.world_size / elapsed,

@@ -37,6 +37,8 @@ class ShardExample:
     fine_offsets [Lf, 2] / coarse_offsets [Lc, 2] (characters in the source document of the
     token's segment: `doc_id` for segment A, `next_doc_id` for segment B when it is not empty).
     nsp_label: 1 when segment B is a random segment, 0 when it is the actual next one, -1 without NSP.
+    draw: not stored; the pre-training loader numbers a sample's draws in resampled mode (≥ 1; 0 in epochs), so
+    each draw is masked anew.
     """
 
     key: str
@@ -50,6 +52,7 @@ class ShardExample:
     coarse_offsets: np.ndarray
     nsp_label: int = -1
     next_doc_id: str = ""
+    draw: int = 0
 
     def to_aligned_example(self, fine_vocab: list[str], coarse_vocab: list[str]) -> AlignedExample:
         """The vocab/multigrained.py view, with token strings looked up in the artifact's vocabularies."""

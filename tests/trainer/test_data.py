@@ -19,7 +19,8 @@ import torch
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 
 from trainer.data import pretraining_loader, rounds_before
-from trainer.masking import MaskingCollator, MaskingSpec
+from trainer.masking import MaskingCollator
+from trainer.masking_strategies import Corruption, UnitRules
 from vocab.shard_set import ShardSetError, read_manifest, shard_examples
 
 
@@ -38,11 +39,10 @@ def loader(
     shuffle_buffer: int = 50,
     **options,
 ):
-    spec = MaskingSpec.from_artifact(str(artifact))
     return pretraining_loader(
         str(data),
         expect_vocab_id=vocab_id(artifact),
-        collator=MaskingCollator(spec, 11, epoch),
+        collator=MaskingCollator(Corruption(UnitRules.from_artifact(str(artifact))), 11, epoch),
         batch_size=16,
         num_workers=num_workers,
         shuffle_buffer=shuffle_buffer,
@@ -210,6 +210,12 @@ def test_resampled_mode_is_endless_and_deterministic(trainer_data):
     assert same_batches(list(itertools.islice(loader(data, vocab, resampled=True), 60)), first)
     assert same_batches(list(itertools.islice(loader(data, vocab, resampled=True, skip_batches=25), 35)), first[25:])
     assert keys_of(itertools.islice(loader(data, vocab, resampled=True, epoch=1), 60)) != keys
+    masks: dict[str, set[tuple[int, ...]]] = {}  # a sample drawn again is masked anew (its draw number is new)
+    for batch in first:
+        for row, key in enumerate(batch.keys):
+            masks.setdefault(key, set()).add(tuple(batch.fine_labels[row].tolist()))
+    drawn_twice = [key for key in set(keys) if keys.count(key) > 1]
+    assert drawn_twice and all(len(masks[key]) == keys.count(key) for key in drawn_twice)
 
 
 def test_shards_found_corrupt_after_the_last_batch_count_and_resampling_no_shard_stops(trainer_data, tmp_path):

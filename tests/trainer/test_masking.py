@@ -1,4 +1,5 @@
-"""Multi-grained masking: coarse choices and their fine spans, 80/10/10, determinism per (seed, epoch, key), padding."""
+"""The collator with the default corruption (ambert masking, mlm): coarse choices and their fine spans, tied 80/10/10,
+determinism per (seed, epoch, key, draw), SOP labels, padding."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.batch import IGNORE
-from trainer.masking import MaskingCollator, MaskingSpec, SpecialIds, example_rng, mask_example
+from trainer.masking import MaskingCollator, MaskingSpec, SpecialIds, example_rng
+from trainer.masking_strategies import Corruption, UnitRules
 from vocab.aligned_codec import ShardExample, alignment_faults
 from vocab.artifact import read_vocab_lines
 
@@ -22,16 +24,17 @@ SPEC = MaskingSpec(
     fine_vocab_size=60,
     coarse_vocab_size=90,
 )
+CORRUPTION = Corruption(UnitRules(SPEC, np.zeros(60, dtype=bool), words_from_coarse=True))
 FINE_WORDS = np.arange(10, 60)  # ids that are no special token on either side
 COARSE_WORDS = np.arange(10, 90)
 
 
 @st.composite
-def aligned_examples(draw, min_tokens: int = 0, max_tokens: int = 40) -> ShardExample:
+def aligned_examples(draw, min_tokens: int = 0, max_tokens: int = 40, max_pads: int = 3) -> ShardExample:
     """[CLS] A [SEP] (B [SEP]) [PAD]...: each coarse token covers 1-4 fine tokens; specials align one to one."""
     sizes_a = draw(st.lists(st.integers(1, 4), min_size=min_tokens, max_size=max_tokens))
     sizes_b = draw(st.lists(st.integers(1, 4), max_size=max_tokens // 2))
-    pads = draw(st.integers(0, 3))
+    pads = draw(st.integers(0, max_pads))
     coarse_units = [("cls", 1, 0)] + [("word", n, 0) for n in sizes_a] + [("sep", 1, 0)]
     if sizes_b:
         coarse_units += [("word", n, 1) for n in sizes_b] + [("sep", 1, 1)]
@@ -70,7 +73,9 @@ def special_coarse(example: ShardExample) -> np.ndarray:
 @settings(max_examples=200, deadline=None)
 @given(aligned_examples(), st.integers(0, 2**32), st.integers(0, 5))
 def test_chosen_coarse_tokens_and_their_fine_spans_are_masked(example, seed, epoch):
-    fine_in, fine_labels, coarse_in, coarse_labels = mask_example(example, SPEC, example_rng(seed, epoch, example.key))
+    _, masked, sop_label = CORRUPTION(example, example_rng(seed, epoch, example.key))
+    fine_in, fine_labels, coarse_in, coarse_labels = masked
+    assert sop_label == IGNORE
     chosen = np.flatnonzero(coarse_labels != IGNORE)
     n = int((~special_coarse(example)).sum())
     assert len(chosen) == (max(1, round(0.15 * n)) if n else 0)
@@ -86,6 +91,9 @@ def test_chosen_coarse_tokens_and_their_fine_spans_are_masked(example, seed, epo
         assert np.array_equal(masked[~at], ids[~at])  # nothing changes elsewhere
         special = {specials.pad, specials.cls, specials.sep, specials.unk}
         assert all(0 <= i < size and i not in special for i in masked[at].tolist())  # [MASK] or a non-special id
+    for j in chosen.tolist():  # tied: a coarse token is [MASK] exactly when its fine tokens are
+        start, end = example.align[j]
+        assert (coarse_in[j] == SPEC.coarse.mask) == bool(np.all(fine_in[start:end] == SPEC.fine.mask))
 
 
 def test_eighty_ten_ten_on_each_side():
@@ -108,7 +116,8 @@ def test_eighty_ten_ten_on_each_side():
             np.zeros((len(fine), 2)),
             np.zeros((len(coarse), 2)),
         )
-        fine_in, fine_labels, coarse_in, coarse_labels = mask_example(example, spec, example_rng(1, 0, example.key))
+        corruption = Corruption(UnitRules(spec, np.zeros(5000, dtype=bool), words_from_coarse=True))
+        fine_in, fine_labels, coarse_in, coarse_labels = corruption(example, example_rng(1, 0, example.key))[1]
         for side, masked, labels, mask_id in (
             ("fine", fine_in, fine_labels, spec.fine.mask),
             ("coarse", coarse_in, coarse_labels, spec.coarse.mask),
@@ -123,21 +132,23 @@ def test_eighty_ten_ten_on_each_side():
 
 @settings(max_examples=30, deadline=None)
 @given(aligned_examples(min_tokens=30, max_tokens=60))
-def test_same_seed_epoch_and_key_give_the_same_masking_and_another_epoch_another(example):
-    def masked(seed, epoch, key):
-        return np.concatenate(mask_example(example, SPEC, example_rng(seed, epoch, key)))
+def test_same_seed_epoch_key_and_draw_give_the_same_masking_and_another_one_another(example):
+    def masked(seed, epoch, key, draw=0):
+        return np.concatenate(CORRUPTION(example, example_rng(seed, epoch, key, draw))[1])
 
     assert np.array_equal(masked(7, 2, example.key), masked(7, 2, example.key))
     assert not np.array_equal(masked(7, 2, example.key), masked(7, 3, example.key))
     assert not np.array_equal(masked(7, 2, example.key), masked(8, 2, example.key))
     assert not np.array_equal(masked(7, 2, example.key), masked(7, 2, example.key + "x"))
+    assert not np.array_equal(masked(7, 2, example.key, 1), masked(7, 2, example.key, 2))  # resampled redraws
 
 
 @settings(max_examples=50, deadline=None)
 @given(st.lists(aligned_examples(), min_size=1, max_size=6, unique_by=lambda ex: ex.key))
 def test_collator_pads_each_side_separately_and_is_picklable(examples):
-    collator = MaskingCollator(SPEC, seed=3, epoch=1)
+    collator = MaskingCollator(CORRUPTION, seed=3, epoch=1)
     batch = collator(examples)
+    assert batch.sop_labels is None
     fine_len, coarse_len = max(len(ex.fine_ids) for ex in examples), max(len(ex.coarse_ids) for ex in examples)
     assert batch.fine_ids.shape == batch.fine_type.shape == batch.fine_mask.shape == (len(examples), fine_len)
     assert batch.coarse_ids.shape == batch.coarse_labels.shape == (len(examples), coarse_len)
@@ -146,7 +157,7 @@ def test_collator_pads_each_side_separately_and_is_picklable(examples):
     assert batch.fine_mask.dtype == torch.bool
     for row, ex in enumerate(examples):
         f, c = len(ex.fine_ids), len(ex.coarse_ids)
-        fine_in, fine_labels, coarse_in, coarse_labels = mask_example(ex, SPEC, example_rng(3, 1, ex.key))
+        fine_in, fine_labels, coarse_in, coarse_labels = CORRUPTION(ex, example_rng(3, 1, ex.key))[1]
         assert batch.fine_ids[row, :f].tolist() == fine_in.tolist()
         assert batch.coarse_labels[row, :c].tolist() == coarse_labels.tolist()
         assert batch.fine_labels[row, :f].tolist() == fine_labels.tolist()
@@ -161,6 +172,23 @@ def test_collator_pads_each_side_separately_and_is_picklable(examples):
         assert batch.nsp_labels[row] == (ex.nsp_label if ex.nsp_label >= 0 else IGNORE)
     again = pickle.loads(pickle.dumps(collator))(examples)
     assert torch.equal(again.fine_ids, batch.fine_ids) and torch.equal(again.coarse_ids, batch.coarse_ids)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(aligned_examples(min_tokens=2, max_pads=0), min_size=1, max_size=6, unique_by=lambda ex: ex.key))
+def test_collator_with_sop_labels_each_example_and_swaps_only_actual_next_pairs(examples):
+    corruption = Corruption(CORRUPTION.rules, sop=True)
+    batch = MaskingCollator(corruption, seed=4, epoch=0)(examples)
+    for row, ex in enumerate(examples):
+        read, _, label = corruption(ex, example_rng(4, 0, ex.key))
+        assert int(batch.sop_labels[row]) == label
+        has_pair = ex.nsp_label == 0 and bool(np.any(ex.fine_type == 1))
+        assert (label != IGNORE) == has_pair
+        if label == 1:  # segment B is now the old A and its [SEP]
+            assert int(read.fine_type.sum()) == int((ex.fine_type == 0).sum()) - 1
+        else:
+            assert read is ex
+        assert batch.fine_type[row, : len(ex.fine_ids)].tolist() == read.fine_type.tolist()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

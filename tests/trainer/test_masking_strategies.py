@@ -23,7 +23,6 @@ from trainer.masking_strategies import (
     choose_tokens,
     corrupt_bert,
     corrupt_mac,
-    draw_rng,
     permute_chosen,
     random_word,
     sentence_order,
@@ -280,13 +279,15 @@ def test_perm_keeps_about_ten_percent_in_place():
 
 def test_redraws_differ_and_draw_zero_is_the_epoch_rng():
     example = MANY[0]
-    first = choose_ngrams(example, rules(), draw_rng(7, 2, example.key, 0))
+    first = choose_ngrams(example, rules(), example_rng(7, 2, example.key, 0))
     again = choose_ngrams(example, rules(), example_rng(7, 2, example.key))
-    redraw = choose_ngrams(example, rules(), draw_rng(7, 2, example.key, 1))
+    redraw = choose_ngrams(example, rules(), example_rng(7, 2, example.key, 1))
     assert np.array_equal(first.fine, again.fine)
     assert not np.array_equal(first.fine_positions, redraw.fine_positions)
     assert (
-        len({tuple(choose_ngrams(example, rules(), draw_rng(7, 2, example.key, d)).fine_positions) for d in range(5)})
+        len(
+            {tuple(choose_ngrams(example, rules(), example_rng(7, 2, example.key, d)).fine_positions) for d in range(5)}
+        )
         == 5
     )
 
@@ -295,17 +296,18 @@ def test_sentence_order_swaps_whole_segments():
     example = build_example(
         [[("word", [5, 105]), ("unit", 205, [6, 7])], [("word", [8]), ("unk",), ("word", [9])]], nsp_label=0
     )
-    results = [sentence_order(example, draw_rng(1, 0, "k", draw)) for draw in range(40)]
+    results = [sentence_order(example, example_rng(1, 0, "k", draw)) for draw in range(40)]
     assert {label for _, label in results} == {0, 1}
     swapped = next(ex for ex, label in results if label == 1)
     assert swapped.fine_ids.tolist() == [CLS, 8, UNK, 9, SEP, 5, 105, 6, 7, SEP]
     assert swapped.coarse_ids.tolist() == [CLS, 8, UNK, 9, SEP, 5, 105, 205, SEP]
     assert swapped.fine_type.tolist() == [0] * 5 + [1] * 5 and swapped.coarse_type.tolist() == [0] * 5 + [1] * 4
     assert swapped.align.tolist()[-2:] == [[7, 9], [9, 10]] and not alignment_faults(swapped)
-    back, label = sentence_order(swapped, next(draw_rng(1, 0, "k", d) for d in range(40) if results[d][1] == 1))
+    back, label = sentence_order(swapped, next(example_rng(1, 0, "k", d) for d in range(40) if results[d][1] == 1))
     assert label == 1 and np.array_equal(back.fine_ids, example.fine_ids) and np.array_equal(back.align, example.align)
     assert (
-        sentence_order(build_example([[("word", [5])], [("word", [6])]], nsp_label=1), draw_rng(1, 0, "k"))[1] == IGNORE
+        sentence_order(build_example([[("word", [5])], [("word", [6])]], nsp_label=1), example_rng(1, 0, "k"))[1]
+        == IGNORE
     )
 
 
