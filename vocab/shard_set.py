@@ -47,8 +47,8 @@ def read_manifest(directory: str, expect_vocab_id: str | None = None) -> dict:
         filesystem, root = fsspec.core.url_to_fs(directory)
         if not filesystem.exists(root):
             raise ShardSetError(
-                f"shard set {directory} not found: build it with `ambert shard build --vocab VOCAB --corpus ... "
-                f"--out {directory}` (or check the path)"
+                f"no {MANIFEST} in {directory}: there is no such directory; build the shard set with "
+                f"`ambert shard build --vocab VOCAB --corpus ... --out {directory}` (or check the path)"
             ) from error
         raise ShardSetError(
             f"no {MANIFEST} in {directory}: the shard set is incomplete (an unfinished `ambert shard build`; rerun it)"

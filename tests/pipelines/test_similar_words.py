@@ -74,7 +74,7 @@ def test_english_artifact_with_similar_words_and_vocab_info(en_small_corpus, tmp
     assert given["id"] != artifact["id"] == read_artifact(str(tmp_path / "en"))["id"]
 
     info = subprocess.run([AMBERT, "vocab", "info", str(tmp_path / "en")], capture_output=True, text=True, timeout=60)
-    assert info.returncode == 0 and "similar words" in info.stderr and "the " in info.stderr  # 'the' → its, a, ...
+    assert info.returncode == 0 and "similar words" in info.stdout and "the " in info.stdout  # 'the' → its, a, ...
 
     user.write_text("he\tat least\t0.5\n")
     with pytest.raises(SimilarWordsError, match="'he' is 1 fine / 1 coarse tokens but 'at least' is 2 / 1"):
