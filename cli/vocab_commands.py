@@ -80,6 +80,8 @@ def _print_info(directory: str, artifact: dict, output: Console = console) -> No
 
     stats = artifact.get("stats", {})
     table = Table(title=f"vocab artifact {directory}", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # the whole id, also at 80 columns
     table.add_row("id", artifact["id"])
     table.add_row("lang", artifact["lang"])
     for name, size in artifact["sizes"].items():
