@@ -119,7 +119,6 @@ def predict_spans(
     model: SpanExtractor, examples, windows, spec, tuning, head: str = "concat", batch_size: int = 32
 ) -> tuple[dict[str, str], dict[str, float]]:
     """({id: best span text}, {id: null odds}) over all windows, in time linear in windows (grouped by question)."""
-    from trainer.finetune.span_windows import best_answer
     from trainer.masking import pad_examples
 
     model.eval()
@@ -130,6 +129,14 @@ def predict_spans(
         with autocast(tuning.precision, device):
             out = model(pad_examples(chunk, spec).to(device), heads=(head,))[head]
         logits.extend(out.float().cpu().numpy())
+    return decode_answers(examples, windows, logits, tuning.max_answer_len)
+
+
+def decode_answers(examples, windows, logits, max_answer_len: int = 30) -> tuple[dict[str, str], dict[str, float]]:
+    """({id: best span}, {id: null odds}) from per-window (L, 2) start/end logits: windows grouped by question in
+    one pass, so the time is linear in windows (not questions × windows)."""
+    from trainer.finetune.span_windows import best_answer
+
     by_question = defaultdict(list)
     for position, (owner, _) in enumerate(windows):
         by_question[owner].append(position)
@@ -141,7 +148,7 @@ def predict_spans(
             [windows[i][1] for i in chosen],
             [logits[i][:, 0] for i in chosen],
             [logits[i][:, 1] for i in chosen],
-            max_answer_len=tuning.max_answer_len,
+            max_answer_len=max_answer_len,
         )
     return predictions, null_odds
 

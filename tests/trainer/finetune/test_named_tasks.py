@@ -111,3 +111,17 @@ def test_a_missing_file_and_an_unknown_task_are_named(tmp_path):
         named_task_files(named_task("glue/sst2"), str(tmp_path))
     with pytest.raises(LabeledDataError, match="unknown task 'glue/sst3'; named tasks: clue/tnews"):
         named_task("glue/sst3")
+
+
+def test_generic_choice_fields_read_the_bundled_cloze_set():
+    from trainer.finetune.loop import FinetuneConfig, task_reader
+
+    kind, read, _ = task_reader(FinetuneConfig(task="choice", question_field=""))
+    rows = read(str(TASKS / "zh_cloze" / "dev.jsonl"))
+    assert kind == "choice" and len(rows) == 100
+    assert all(len(row.options) == 4 and "[MASK]" in row.context and row.question == "" for row in rows)
+    kind, read, _ = task_reader(FinetuneConfig(task="choice", options_field="choices"))
+    with pytest.raises(
+        LabeledDataError, match=r"missing field 'choices' \(fields found: context, id, label, options\)"
+    ):
+        read(str(TASKS / "zh_cloze" / "dev.jsonl"))

@@ -376,3 +376,26 @@ def test_empty_context_gives_one_window_without_answers(tokenizers):
     starts, ends = peaked(windows[0], 1, 1)
     assert best_spans(starts, ends, windows[0]) == []
     assert predict_answer("", windows, [starts], [ends]) == ""
+
+
+def test_span_decoding_time_is_linear_in_windows(tokenizers):
+    """decode_answers groups windows by question in one pass: 8x the questions (2 windows each) takes well under
+    the 64x an O(questions x windows) matching would (generous bound: 24x, for a loaded machine)."""
+    import time
+
+    from trainer.finetune.span import decode_answers
+
+    example = BY_ID["en-1"]
+    window = squad_windows(tokenizer_for(tokenizers, example), example, 384, 128)[0]
+    logits = np.random.default_rng(0).normal(size=(len(window.char_spans), 2))
+
+    def decode_time(count):
+        examples = [SquadExample(f"q{i}", "q", example.context, example.answers) for i in range(count)]
+        windows = [(i // 2, window) for i in range(2 * count)]
+        start = time.perf_counter()
+        predictions, odds = decode_answers(examples, windows, [logits] * len(windows))
+        assert len(predictions) == len(odds) == count
+        return time.perf_counter() - start
+
+    small, large = min(decode_time(250) for _ in range(3)), min(decode_time(2000) for _ in range(3))
+    assert large < 24 * small, (small, large)
