@@ -203,7 +203,7 @@ def main() -> None:
             "--kenlm-temp-dir",
             str(work / "tmp-phrases"),
             *TWO_WORKERS,
-        ],  # fmt: skip
+        ],
         "vocab": [
             AMBERT,
             "vocab",
@@ -217,7 +217,7 @@ def main() -> None:
             "--phrases",
             str(work / "phrases" / "phrases.tsv"),
             *TWO_WORKERS,
-        ],  # fmt: skip
+        ],
         "shard": [
             AMBERT,
             "shard",
@@ -227,13 +227,13 @@ def main() -> None:
             "--corpus",
             corpus,
             "--out",
-            str(work / "shards"),
+            str(work / "shard"),
             "--docs-per-line",
             "--no-nsp",
             "--packing",
             "full",
             *TWO_WORKERS,
-        ],  # fmt: skip
+        ],
     }
     rows = []
     for name, command in steps.items():
