@@ -27,7 +27,7 @@ class PhrasesConfig:
     min_count: int = field(default=5, metadata={"help": "Keep n-grams seen at least this often."})
     max_phrases: int = field(default=77_645, metadata={"help": "Size of the phrase dictionary (the paper: 77,645)."})
     min_dependency: float = field(
-        default=1.5, metadata={"help": "Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py."}
+        default=1.0, metadata={"help": "Minimum cohesion (log10) of a phrase; see pipelines/phrase_scoring.py."}
     )
     boundary_word_share: float = field(
         default=0.4,
@@ -38,7 +38,7 @@ class PhrasesConfig:
         metadata={"help": "A frequent word is a boundary word on a side where its neighbour has this entropy (bits)."},
     )
     boundary_margin: float = field(
-        default=1.0, metadata={"help": "Extra cohesion (log10) a phrase needs per edge word that is a boundary word."}
+        default=1.5, metadata={"help": "Extra cohesion (log10) a phrase needs per edge word that is a boundary word."}
     )
     min_significance: float = field(
         default=1.96, metadata={"help": "Minimum t-score of a phrase's association (1.96: p < 0.025)."}
