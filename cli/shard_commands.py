@@ -67,9 +67,7 @@ def inspect(
     n: Annotated[int, typer.Option("-n", help="Samples to show (from the first shard).")] = 3,
     vocab: Annotated[str | None, typer.Option(help="Vocab artifact for token strings (default: ids only).")] = None,
 ):
-    """Show the first samples: fine and coarse tokens side by side, with the alignment."""
-    from rich.table import Table
-
+    """Show the first samples, a line per segment: each coarse token, and =its·fine·pieces where they differ."""
     from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines
     from vocab.shard_set import ShardSetError, read_manifest, shard_examples
 
@@ -93,11 +91,13 @@ def inspect(
                 return
             shown += 1
             label = {-1: "", 0: ", is next", 1: ", random next"}[example.nsp_label]
-            table = Table(title=f"{shard['name']} sample {example.key} (doc {example.doc_id}{label})")
-            for column in ("coarse", "type", "fine"):
-                table.add_column(column)
+            console.print(f"{shard['name']} sample {example.key} (doc {example.doc_id}{label})", markup=False)
             name = lambda vocab_lines, i: vocab_lines[i] if vocab_lines else str(i)  # noqa: E731
+            segments: dict[int, list[str]] = {}
             for j, (start, end) in enumerate(example.align):
-                fine = " ".join(name(fine_vocab, int(i)) for i in example.fine_ids[start:end])
-                table.add_row(name(coarse_vocab, int(example.coarse_ids[j])), str(example.coarse_type[j]), fine)
-            console.print(table)
+                coarse = name(coarse_vocab, int(example.coarse_ids[j]))
+                fine = [name(fine_vocab, int(i)) for i in example.fine_ids[start:end]]
+                unit = coarse if fine == [coarse] else f"{coarse}={'·'.join(fine)}"
+                segments.setdefault(int(example.coarse_type[j]), []).append(unit)
+            for segment, units in segments.items():
+                console.print(f"  {'AB'[segment]}: {' '.join(units)}", markup=False, highlight=False)
