@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, fail
-from trainer.config import VARIANTS  # torch-free
+from trainer.finetune.ablation import MODELS  # torch-free
 
 
 def finetune(
@@ -142,32 +142,51 @@ def ablation(
     en_shards: Annotated[str | None, typer.Option(help="English shard set.")] = None,
     en_vocab: Annotated[str | None, typer.Option(help="Its vocab artifact.")] = None,
     en_labeled: Annotated[str | None, typer.Option(help="Prefix of the English labeled files.")] = None,
+    zh_heldout: Annotated[
+        str | None, typer.Option(help="Chinese shard set (same vocab) never pre-trained on: held-out loss.")
+    ] = None,
+    en_heldout: Annotated[str | None, typer.Option(help="English held-out shard set (same vocab).")] = None,
     steps: Annotated[int, typer.Option(help="Pre-training steps of every variant (the same budget).")] = 300,
     seeds: Annotated[int, typer.Option(help="Fine-tuning seeds per model.")] = 3,
     epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 3,
     lr: Annotated[float, typer.Option(help="Fine-tuning learning rate.")] = 1e-3,
-    variants: Annotated[str, typer.Option(help="Comma-separated variants.")] = ",".join(VARIANTS),
+    models: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated models: bert (bert-fine + token), bert-wwm (+ word), macbert (+ ngram + mac + SOP; "
+            "needs similar words), pert (+ ngram + perm), bert-coarse, ambert, combo, hybrid."
+        ),
+    ] = ",".join(MODELS),
+    controls: Annotated[
+        bool, typer.Option(help="Also fine-tune each architecture from random init (the no-pre-training control).")
+    ] = True,
     pretrain: Annotated[
         list[str] | None, typer.Option(help="Pre-training override (repeatable), e.g. optim.lr=1e-3.")
     ] = None,
 ):
-    """The paper's ablation at small scale: tiny pre-training of each variant, fine-tuning, mean ± std over seeds."""
+    """The seeds' ablation at small scale: tiny pre-training of each model, fine-tuning, mean ± std over seeds."""
     from trainer.checkpoint import CheckpointError
     from trainer.config import ConfigError
     from trainer.finetune.ablation import Language, run_ablation
     from trainer.finetune.loop import FinetuneConfig
     from trainer.finetune.readers import LabeledDataError
     from trainer.train import TrainError
+    from vocab.artifact import ArtifactError
     from vocab.shard_set import ShardSetError
 
     languages = []
-    given_languages = (("zh", zh_shards, zh_vocab, zh_labeled), ("en", en_shards, en_vocab, en_labeled))
-    for name, shards, vocab, labeled in given_languages:
+    given_languages = (
+        ("zh", zh_shards, zh_vocab, zh_labeled, zh_heldout),
+        ("en", en_shards, en_vocab, en_labeled, en_heldout),
+    )
+    for name, shards, vocab, labeled, heldout in given_languages:
         given = [shards, vocab, labeled]
         if any(given) and not all(given):
             fail(f"--{name}-shards, --{name}-vocab and --{name}-labeled go together")
+        if heldout and not all(given):
+            fail(f"--{name}-heldout needs --{name}-shards, --{name}-vocab and --{name}-labeled")
         if all(given):
-            languages.append(Language(name, shards, vocab, labeled))
+            languages.append(Language(name, shards, vocab, labeled, heldout or ""))
     if not languages:
         fail("give at least one language: --zh-shards/--zh-vocab/--zh-labeled or the --en-* ones")
     tuning = FinetuneConfig(epochs=epochs, lr=lr)
@@ -183,10 +202,20 @@ def ablation(
             seeds=seeds,
             pretrain_overrides=list(pretrain or []),
             tuning=tuning,
-            variants=tuple(v.strip() for v in variants.split(",")),
+            models=tuple(m.strip() for m in models.split(",")),
+            controls=controls,
             report=show,
         )
-    except (CheckpointError, ConfigError, LabeledDataError, ShardSetError, TrainError, ValueError, OSError) as error:
+    except (
+        ArtifactError,
+        CheckpointError,
+        ConfigError,
+        LabeledDataError,
+        ShardSetError,
+        TrainError,
+        ValueError,
+        OSError,
+    ) as error:
         fail(str(error))
     from trainer.finetune.ablation import results_markdown
 

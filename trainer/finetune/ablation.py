@@ -1,10 +1,13 @@
-"""The paper's ablation at small scale: pre-train every variant on the same shards with the same budget, fine-tune
-each on labeled data with several seeds, and report test accuracy / macro-F1 as mean ± std (results.md + PNG).
+"""The seeds' ablation at small scale: pre-train the family of models (BERT, BERT-wwm, MacBERT, PERT, BERT (coarse),
+AMBERT, AMBERT-Combo, AMBERT-Hybrid) on the same shards with the same budget, fine-tune each on labeled data with
+several seeds, and report test accuracy / macro-F1 as mean ± std beside a no-pre-training control per architecture
+and each model's held-out pre-training loss (results.md, results.png, results.json).
 
-    ambert ablation --lang zh --shards out/shards-zh --vocab out/vocab-zh --labeled data/labeled/zh_sentiment \\
-        --out out/ablation --steps 300 --seeds 3
+    ambert ablation --out out/ablation --steps 300 --seeds 3 --zh-shards out/shards-zh --zh-vocab out/vocab-zh \
+        --zh-labeled data/labeled/zh_sentiment [--zh-heldout out/heldout-zh] [--models bert,bert-wwm,ambert]
 AMBERT is fine-tuned once per seed and scored twice: from the concatenated classifier (AMBERT) and from the fine
-classifier alone (AMBERT-Single, the fine encoder only at inference).
+classifier alone (AMBERT-Single, the fine encoder only at inference). A control is the same architecture with
+`--max-steps 0` (random initial weights), fine-tuned alike.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trainer.config import VARIANTS
-
 
 @dataclass(frozen=True)
 class Language:
@@ -25,6 +26,51 @@ class Language:
     shards: str
     vocab: str
     labeled: str  # prefix: PREFIX_train.tsv.gz, PREFIX_dev.tsv.gz, PREFIX_test.tsv.gz
+    heldout: str = ""  # a shard set of the same vocab, never pre-trained on: each model's held-out loss
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the seeds: its name there, and the `ambert train` settings that make it."""
+
+    name: str
+    variant: str
+    masking: str
+    objective: str = "mlm"
+    sop: bool = False
+
+    @property
+    def overrides(self) -> list[str]:
+        return [
+            f"model.variant={self.variant}",
+            f"data.masking={self.masking}",
+            f"model.objective={self.objective}",
+            f"model.sop={str(self.sop).lower()}",
+        ]
+
+    @property
+    def recipe(self) -> str:
+        return f"{self.variant}, {self.masking} masking, {self.objective}" + (" + SOP" if self.sop else "")
+
+
+MODELS = {
+    "bert": Model("BERT (char)", "bert-fine", "token"),
+    "bert-wwm": Model("BERT-wwm", "bert-fine", "word"),
+    "macbert": Model("MacBERT", "bert-fine", "ngram", "mac", sop=True),
+    "pert": Model("PERT", "bert-fine", "ngram", "perm"),
+    "bert-coarse": Model("BERT (word)", "bert-coarse", "ambert"),
+    "ambert": Model("AMBERT", "ambert", "ambert"),
+    "combo": Model("AMBERT-Combo", "combo", "ambert"),
+    "hybrid": Model("AMBERT-Hybrid", "hybrid", "ambert"),
+}
+ARCHITECTURES = {
+    "bert-fine": "BERT (fine)",
+    "bert-coarse": "BERT (coarse)",
+    "ambert": "AMBERT",
+    "combo": "AMBERT-Combo",
+    "hybrid": "AMBERT-Hybrid",
+}
+SINGLE = "ambert-single"  # AMBERT's fine-tuned models, predicting from the fine classifier
 
 
 def labeled_files(prefix: str) -> dict[str, str]:
@@ -35,6 +81,12 @@ def labeled_files(prefix: str) -> dict[str, str]:
     return files
 
 
+def check_models(models: tuple[str, ...]) -> None:
+    unknown = [key for key in models if key not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+
+
 def run_ablation(
     languages: list[Language],
     out: str,
@@ -43,21 +95,51 @@ def run_ablation(
     seeds: int,
     pretrain_overrides: list[str],
     tuning,
-    variants: tuple[str, ...] = VARIANTS,
+    models: tuple[str, ...] = tuple(MODELS),
+    controls: bool = True,
     report: Callable[[str], None] = print,
 ) -> dict:
-    """Pre-train and fine-tune every (language, variant); returns and writes OUT/results.json, results.md, PNG."""
+    """Pre-train and fine-tune every (language, model) and, with `controls`, every architecture among them from
+    random init; returns and writes OUT/results.json, results.md, results.png."""
     from trainer.finetune.loop import evaluate_classifier, finetune_classifier
 
-    results: dict = {"steps": steps, "seeds": seeds, "finetune": dataclasses.asdict(tuning), "scores": {}}
+    check_models(models)
+    results: dict = {
+        "steps": steps,
+        "seeds": seeds,
+        "finetune": dataclasses.asdict(tuning),
+        "pretrain_overrides": list(pretrain_overrides),
+        "models": {},
+        "scores": {},
+        "heldout": {},
+    }
+    runs: list[tuple[str, str, list[str], int]] = []  # (key, label, train overrides, steps)
+    for key in models:
+        model = MODELS[key]
+        runs.append((key, model.name, model.overrides, steps))
+        results["models"][key] = {"name": model.name, "recipe": model.recipe, "pre-training steps": steps}
+    if controls:
+        for variant in dict.fromkeys(MODELS[key].variant for key in models):
+            key = f"{variant}-random"
+            runs.append((key, f"{ARCHITECTURES[variant]}, no pre-training", [f"model.variant={variant}"], 0))
+            results["models"][key] = {"name": f"{ARCHITECTURES[variant]}, no pre-training", "recipe": "random init"}
     for language in languages:
         files = labeled_files(language.labeled)
-        for variant in variants:
-            run = os.path.join(out, "pretrain", f"{language.name}-{variant}")
-            pretrain(language, variant, run, steps, pretrain_overrides, report)
-            names = [variant, "ambert-single"] if variant == "ambert" else [variant]
+        for key, label, overrides, budget in runs:
+            run = os.path.join(out, "pretrain", f"{language.name}-{key}")
+            pretrain(language, label, run, budget, [*pretrain_overrides, *overrides], report)
+            if budget and language.heldout:
+                loss = heldout_loss(run, language.heldout)
+                results["heldout"].setdefault(language.name, {})[key] = loss
+                report(f"{language.name} {label}: held-out pre-training loss {loss['loss']:.4f}")
+            single = f"{key[: -len('-random')]}-single" if key.endswith("-random") else SINGLE
+            names = [key, single] if key in ("ambert", "ambert-random") else [key]
+            if key == "ambert-random":
+                results["models"][single] = {"name": "AMBERT-Single, no pre-training", "recipe": "random init"}
+            elif key == "ambert":
+                results["models"][SINGLE] = {"name": "AMBERT-Single", "recipe": MODELS["ambert"].recipe}
             for seed in range(1, seeds + 1):
-                tuned = os.path.join(out, "finetune", f"{language.name}-{variant}-seed{seed}")
+                tuned = os.path.join(out, "finetune", f"{language.name}-{key}-seed{seed}")
                 record_path = os.path.join(tuned, "finetune.json")
                 if not os.path.exists(record_path):  # written last (the directory is swapped in whole)
                     finetune_classifier(
@@ -72,12 +154,12 @@ def run_ablation(
                     tested = json.load(handle)["scores"]["test"]  # scored at fine-tuning, with its default head
                 for name in names:
                     # AMBERT-Single: the same fine-tuned model, predicting from the fine classifier alone
-                    scores = evaluate_classifier(tuned, files["test"], "fine") if name == "ambert-single" else tested
+                    scores = evaluate_classifier(tuned, files["test"], "fine") if name != key else tested
                     entry = results["scores"].setdefault(language.name, {}).setdefault(name, [])
                     entry.append({"seed": seed, "accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]})
                     report(
-                        f"{language.name} {name} seed {seed}: test accuracy {scores['accuracy']:.4f}, "
-                        f"macro-F1 {scores['macro_f1']:.4f}"
+                        f"{language.name} {results['models'][name]['name']} seed {seed}: test accuracy "
+                        f"{scores['accuracy']:.4f}, macro-F1 {scores['macro_f1']:.4f}"
                     )
     summarize(results)
     os.makedirs(out, exist_ok=True)
@@ -89,8 +171,8 @@ def run_ablation(
     return results
 
 
-def pretrain(language: Language, variant: str, run: str, steps: int, overrides: list[str], report) -> None:
-    """Pre-train `variant` to `steps` in `run`; a run stopped part-way is resumed, a finished one left as it is."""
+def pretrain(language: Language, label: str, run: str, steps: int, overrides: list[str], report) -> None:
+    """Pre-train to `steps` in `run` (0: random init, saved); a run stopped part-way is resumed, a finished one kept."""
     from trainer.checkpoint import latest_checkpoint, read_state
     from trainer.config import load_config
     from trainer.train import resumed_config, train
@@ -98,16 +180,64 @@ def pretrain(language: Language, variant: str, run: str, steps: int, overrides: 
     checkpoint = latest_checkpoint(run)
     if checkpoint and read_state(checkpoint)["step"] >= steps:
         return
-    report(f"pre-train {language.name} {variant}: {steps} steps")
+    report(f"pre-train {language.name} {label}: {steps} steps")
     if os.path.exists(os.path.join(run, "config.json")):
         train(resumed_config(run, [f"optim.max_steps={steps}"]), run, resume=True)
     else:
-        cfg = load_config(
-            "tiny",
-            None,
-            [*overrides, f"data.data={language.shards}", f"model.variant={variant}", f"optim.max_steps={steps}"],
-        )
+        cfg = load_config("tiny", None, [*overrides, f"data.data={language.shards}", f"optim.max_steps={steps}"])
         train(cfg, run, vocab_dir=language.vocab)
+
+
+def heldout_loss(run: str, shards: str, max_batches: int = 50) -> dict:
+    """The run's own pre-training loss (its masking and objective; no dropout) on the shard set `shards`, one pass
+    of at most max_batches batches with fixed masks (seed 0, epoch 0): {"loss", "fine_loss", "coarse_loss",
+    "fine_acc", "coarse_acc", "batches"}. The side losses are MLM cross-entropy (mlm, mac) or the pointer's (perm)."""
+    import torch
+
+    from trainer.checkpoint import load_run_model
+    from trainer.config import read_config
+    from trainer.data import pretraining_loader
+    from trainer.masking import MaskingCollator
+    from trainer.masking_strategies import Corruption
+    from vocab.artifact import verify_artifact
+
+    model, run_dir, _ = load_run_model(run)
+    cfg = read_config(os.path.join(run_dir, "config.json"))
+    vocab = os.path.join(run_dir, "vocab")
+    loader = pretraining_loader(
+        shards,
+        expect_vocab_id=verify_artifact(vocab)["id"],
+        collator=MaskingCollator(Corruption.from_config(vocab, cfg), 0, 0),
+        batch_size=cfg.data.batch_size,
+        num_workers=0,
+        shuffle_buffer=1,
+        seed=0,
+        epoch=0,
+        rank=0,
+        world_size=1,
+    )
+    sums = {"fine_loss": 0.0, "coarse_loss": 0.0, "fine_correct": 0, "fine_count": 0, "coarse_correct": 0}
+    sums["coarse_count"], batches = 0, 0
+    with torch.no_grad():
+        for batch in loader:
+            output = model(batch)
+            for name in sums:
+                value = getattr(output, name)
+                sums[name] += 0 if value is None else value.item()
+            batches += 1
+            if batches == max_batches:
+                break
+    if not batches:
+        raise ValueError(f"{shards} gave no batch for the held-out loss")
+    fine, coarse = sums["fine_loss"] / batches, sums["coarse_loss"] / batches
+    return {
+        "loss": fine + coarse,
+        "fine_loss": fine,
+        "coarse_loss": coarse,
+        "fine_acc": sums["fine_correct"] / max(sums["fine_count"], 1),
+        "coarse_acc": sums["coarse_correct"] / max(sums["coarse_count"], 1),
+        "batches": batches,
+    }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -126,19 +256,48 @@ def summarize(results: dict) -> None:
 
 def results_markdown(results: dict) -> str:
     lines = [
-        f"# Ablation at small scale ({results['steps']} pre-training steps, tiny preset, "
+        f"# Ablation at small scale ({results['steps']} pre-training steps of the tiny preset, the same shards; "
         f"{results['seeds']} fine-tuning seeds)",
         "",
-        "Test accuracy and macro-F1, mean ± std over seeds.",
+        "Test accuracy and macro-F1, mean ± std over seeds; held-out: each pre-trained model's own loss (its masking "
+        "and objective; fine + coarse side) on a shard set it was not trained on. A control (no pre-training) is "
+        "its architecture from random initial weights, fine-tuned alike.",
         "",
-        "| language | model | accuracy | macro-F1 |",
-        "|---|---|---|---|",
+        "| language | model | pre-training | accuracy | macro-F1 | held-out loss |",
+        "|---|---|---|---|---|---|",
     ]
     for language, models in results["summary"].items():
-        for name, metrics in models.items():
+        heldout = results.get("heldout", {}).get(language, {})
+        for key, metrics in models.items():
             (acc, acc_sd), (f1, f1_sd) = metrics["accuracy"], metrics["macro_f1"]
-            lines.append(f"| {language} | {name} | {acc:.4f} ± {acc_sd:.4f} | {f1:.4f} ± {f1_sd:.4f} |")
+            about = results["models"].get(key, {"name": key, "recipe": ""})
+            loss = heldout.get(key.removesuffix("-single"), {}).get("loss")
+            shown = f"{loss:.4f}" if loss is not None else "–"
+            lines.append(
+                f"| {language} | {about['name']} | {about['recipe']} | {acc:.4f} ± {acc_sd:.4f} | "
+                f"{f1:.4f} ± {f1_sd:.4f} | {shown} |"
+            )
+    lines += ["", *verdicts(results)]
     return "\n".join(lines) + "\n"
+
+
+def verdicts(results: dict) -> list[str]:
+    """One line per (language, pre-trained model): does it beat its architecture's control by > 2 std?"""
+    lines = []
+    for language, models in results["summary"].items():
+        for key, metrics in models.items():
+            variant = MODELS[key].variant if key in MODELS else None
+            if variant is None or f"{variant}-random" not in models:
+                continue
+            mean, sd = metrics["accuracy"]
+            control, control_sd = models[f"{variant}-random"]["accuracy"]
+            margin = 2 * max(sd, control_sd)
+            verdict = "beats" if mean - control > margin else "does not beat"
+            lines.append(
+                f"- {language} {MODELS[key].name}: {verdict} its control by more than two standard deviations "
+                f"({mean:.4f} vs {control:.4f}, 2 std = {margin:.4f})"
+            )
+    return lines
 
 
 def plot_results(results: dict, path: str) -> None:
@@ -150,14 +309,16 @@ def plot_results(results: dict, path: str) -> None:
     from trainer.plots import save_figure
 
     languages = list(results["summary"])
-    figure, axes = plt.subplots(1, len(languages), figsize=(6 * len(languages), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(languages), figsize=(9 * len(languages), 5), squeeze=False)
     for axis, language in zip(axes[0], languages, strict=True):
         models = results["summary"][language]
-        names = list(models)
-        means = [models[name]["accuracy"][0] for name in names]
-        spreads = [models[name]["accuracy"][1] for name in names]
-        axis.bar(names, means, yerr=spreads, capsize=4, color="tab:blue")
+        keys = list(models)
+        names = [results["models"].get(key, {"name": key})["name"] for key in keys]
+        means = [models[key]["accuracy"][0] for key in keys]
+        spreads = [models[key]["accuracy"][1] for key in keys]
+        colors = ["tab:gray" if "random" in key else "tab:blue" for key in keys]
+        axis.bar(names, means, yerr=spreads, capsize=4, color=colors)
         axis.set_ylim(min(means) - 0.1 if means else 0, 1.0)
-        axis.set_title(f"{language}: test accuracy (mean ± std)")
-        axis.tick_params(axis="x", rotation=30)
+        axis.set_title(f"{language}: test accuracy (mean ± std; gray: no pre-training)")
+        axis.tick_params(axis="x", rotation=40, labelsize=8)
     save_figure(figure, path)

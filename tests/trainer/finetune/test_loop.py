@@ -234,7 +234,8 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         write_toy_set(tmp_path / "toy.tsv", count, seed)
         with gzip.open(tmp_path / f"toy_{split}.tsv.gz", "wb") as handle:
             handle.write((tmp_path / "toy.tsv").read_bytes())
-    language = Language("zh", str(trainer_data["zh_shards"]), str(trainer_data["zh_vocab"]), str(tmp_path / "toy"))
+    shards, vocab = str(trainer_data["zh_shards"]), str(trainer_data["zh_vocab"])
+    language = Language("zh", shards, vocab, str(tmp_path / "toy"), heldout=shards)
     tiny = [o for o in TINY if not o.startswith("optim.max_steps")]
     lines: list[str] = []
     results = run_ablation(
@@ -244,11 +245,21 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         seeds=2,
         pretrain_overrides=tiny,
         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-        variants=("ambert", "bert-fine"),
+        models=("ambert", "bert"),
         report=lines.append,
     )
     summary = results["summary"]["zh"]
-    assert set(summary) == {"ambert", "ambert-single", "bert-fine"}
+    assert set(summary) == {
+        "ambert",
+        "ambert-single",
+        "bert",
+        "ambert-random",
+        "ambert-random-single",
+        "bert-fine-random",
+    }
+    heldout = results["heldout"]["zh"]
+    assert set(heldout) == {"ambert", "bert"} and all(0 < entry["loss"] < 30 for entry in heldout.values())
+    assert heldout["bert"]["coarse_loss"] == 0  # bert-fine has no coarse side
     runs = results["scores"]["zh"]["ambert"]
     accuracies = [run["accuracy"] for run in runs]
     assert [run["seed"] for run in runs] == [1, 2]
@@ -257,8 +268,12 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     assert runs[0]["accuracy"] == tuned["scores"]["test"]["accuracy"]  # the concat head's score at fine-tuning
     for name in ("results.md", "results.json", "results.png"):
         assert (tmp_path / "ablation" / name).stat().st_size > 100
-    assert "| zh | ambert-single |" in (tmp_path / "ablation" / "results.md").read_text()
-    assert sum("pre-train" in line for line in lines) == 2
+    markdown = (tmp_path / "ablation" / "results.md").read_text()
+    assert "| zh | AMBERT-Single | ambert, ambert masking, mlm |" in markdown
+    assert "| zh | BERT (char) | bert-fine, token masking, mlm |" in markdown
+    assert "| zh | BERT (fine), no pre-training | random init |" in markdown
+    assert "- zh BERT (char): " in markdown and "its control by more than two standard deviations" in markdown
+    assert sum("pre-train" in line for line in lines) == 4  # two models, two controls
 
     lines.clear()
     again = run_ablation(
@@ -268,7 +283,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         seeds=2,
         pretrain_overrides=tiny,
         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-        variants=("ambert", "bert-fine"),
+        models=("ambert", "bert"),
         report=lines.append,
     )
     assert not any("pre-train" in line for line in lines) and again["summary"] == results["summary"]
@@ -283,11 +298,12 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         seeds=1,
         pretrain_overrides=tiny,
         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
-        variants=("bert-fine",),
+        models=("bert",),
+        controls=False,
         report=lines.append,
     )
     assert sum("pre-train" in line for line in lines) == 1
-    assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert-fine")))["step"] == 6
+    assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert")))["step"] == 6
 
 
 def test_regression_finetune_beats_a_constant_with_grad_accum_and_bf16(pretrained, tmp_path):
