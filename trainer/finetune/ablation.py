@@ -70,7 +70,7 @@ ARCHITECTURES = {
     "combo": "AMBERT-Combo",
     "hybrid": "AMBERT-Hybrid",
 }
-SINGLE = "ambert-single"  # AMBERT's fine-tuned models, predicting from the fine classifier
+SINGLE, SINGLE_RANDOM = "ambert-single", "ambert-random-single"  # AMBERT's, predicting from the fine classifier
 
 
 def labeled_files(prefix: str) -> dict[str, str]:
@@ -132,10 +132,9 @@ def run_ablation(
                 loss = heldout_loss(run, language.heldout)
                 results["heldout"].setdefault(language.name, {})[key] = loss
                 report(f"{language.name} {label}: held-out pre-training loss {loss['loss']:.4f}")
-            single = f"{key[: -len('-random')]}-single" if key.endswith("-random") else SINGLE
-            names = [key, single] if key in ("ambert", "ambert-random") else [key]
+            names = [key, f"{key}-single"] if key in ("ambert", "ambert-random") else [key]  # + AMBERT-Single
             if key == "ambert-random":
-                results["models"][single] = {"name": "AMBERT-Single, no pre-training", "recipe": "random init"}
+                results["models"][SINGLE_RANDOM] = {"name": "AMBERT-Single, no pre-training", "recipe": "random init"}
             elif key == "ambert":
                 results["models"][SINGLE] = {"name": "AMBERT-Single", "recipe": MODELS["ambert"].recipe}
             for seed in range(1, seeds + 1):
@@ -286,16 +285,16 @@ def verdicts(results: dict) -> list[str]:
     lines = []
     for language, models in results["summary"].items():
         for key, metrics in models.items():
-            variant = MODELS[key].variant if key in MODELS else None
-            if variant is None or f"{variant}-random" not in models:
+            control_key = f"{MODELS[key].variant}-random" if key in MODELS else SINGLE_RANDOM if key == SINGLE else ""
+            if control_key not in models:
                 continue
             mean, sd = metrics["accuracy"]
-            control, control_sd = models[f"{variant}-random"]["accuracy"]
+            control, control_sd = models[control_key]["accuracy"]
             margin = 2 * max(sd, control_sd)
             verdict = "beats" if mean - control > margin else "does not beat"
             lines.append(
-                f"- {language} {MODELS[key].name}: {verdict} its control by more than two standard deviations "
-                f"({mean:.4f} vs {control:.4f}, 2 std = {margin:.4f})"
+                f"- {language} {results['models'][key]['name']}: {verdict} its control by more than two standard "
+                f"deviations ({mean:.4f} vs {control:.4f}, 2 std = {margin:.4f})"
             )
     return lines
 

@@ -273,7 +273,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     assert "| zh | BERT (char) | bert-fine, token masking, mlm |" in markdown
     assert "| zh | BERT (fine), no pre-training | random init |" in markdown
     assert "- zh BERT (char): " in markdown and "its control by more than two standard deviations" in markdown
-    assert sum("pre-train" in line for line in lines) == 4  # two models, two controls
+    assert sum(line.startswith("pre-train ") for line in lines) == 4  # two models, two controls
 
     lines.clear()
     again = run_ablation(
@@ -286,7 +286,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         models=("ambert", "bert"),
         report=lines.append,
     )
-    assert not any("pre-train" in line for line in lines) and again["summary"] == results["summary"]
+    assert not any(line.startswith("pre-train ") for line in lines) and again["summary"] == results["summary"]
 
     from trainer.checkpoint import latest_checkpoint, read_state
 
@@ -302,7 +302,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         controls=False,
         report=lines.append,
     )
-    assert sum("pre-train" in line for line in lines) == 1
+    assert sum(line.startswith("pre-train ") for line in lines) == 1
     assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert")))["step"] == 6
 
 
