@@ -323,7 +323,7 @@ def export_hf_ambert(source: str, out_dir: str) -> str:
 
 
 def _base_weights(model: AmbertModel) -> dict[str, torch.Tensor]:
-    """Word embeddings and encoder(s) of `model` (no MLM or NSP heads), under the names of modeling_ambert."""
-    return {
-        name: tensor for name, tensor in model.state_dict().items() if not name.startswith(("mlm_heads.", "nsp_head."))
-    }
+    """Word embeddings and encoder(s) of `model` (no pre-training heads: MLM, PERT pointer, NSP, SOP), under the
+    names of modeling_ambert."""
+    heads = ("mlm_heads.", "pointer_heads.", "nsp_head.", "sop_head.")
+    return {name: tensor for name, tensor in model.state_dict().items() if not name.startswith(heads)}

@@ -151,3 +151,15 @@ def test_settings_that_cannot_work_are_refused(similar_data, trainer_data, tmp_p
     with pytest.raises(ArtifactError, match="needs similar words.*--similar-words"):
         train(no_table, str(tmp_path / "run"), vocab_dir=str(trainer_data["zh_vocab"]))
     assert not (tmp_path / "run" / "config.json").exists()  # refused before the run is written
+
+
+def test_exports_leave_the_pointer_and_sop_heads_out():
+    from trainer.hf_interop import _base_weights
+    from trainer.model import AmbertModel
+
+    cfg = ModelConfig(hidden_size=8, num_layers=1, num_heads=2, intermediate_size=16, fine_vocab_size=20)
+    model = AmbertModel(ModelConfig(**{**cfg.__dict__, "coarse_vocab_size": 30, "objective": "perm", "sop": True}))
+    names = set(model.state_dict())
+    assert any(n.startswith("pointer_heads.") for n in names) and any(n.startswith("sop_head.") for n in names)
+    kept = set(_base_weights(model))
+    assert kept and not any(n.startswith(("pointer_heads.", "sop_head.", "mlm_heads.")) for n in kept)
