@@ -78,6 +78,7 @@ def main() -> None:
         ("repeats", 3),
     ):
         parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--tasks", default="classify,choice,span", help="Comma-separated task types to measure.")
     args = parser.parse_args()
     torch.manual_seed(0)
     from transformers import BertConfig, BertForMultipleChoice, BertForQuestionAnswering, BertForSequenceClassification
@@ -98,6 +99,8 @@ def main() -> None:
         ("choice", BertForMultipleChoice),
         ("span", BertForQuestionAnswering),
     ):
+        if task not in args.tasks.split(","):
+            continue
         batch = synthetic_batch(rows[task], args.seq, generator)
         positions = torch.randint(1, args.seq, (args.batch, 2), generator=generator).sort(1).values
         if task == "span":

@@ -266,5 +266,10 @@ class AmbertForSequenceClassification(AmbertPreTrainedModel):
         if head == "concat":
             pooled["concat"] = torch.cat([pooled["fine"], pooled["coarse"]], dim=-1)
         logits = self.classifiers[head](self.dropout(pooled[head]))
-        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        if labels is None:
+            loss = None
+        elif self.config.num_labels == 1:  # regression (STS-B)
+            loss = F.mse_loss(logits.squeeze(-1), labels.float())
+        else:
+            loss = F.cross_entropy(logits, labels)
         return SequenceClassifierOutput(loss=loss, logits=logits)

@@ -271,22 +271,25 @@ def export_hf_ambert(source: str, out_dir: str) -> str:
     if os.path.exists(finetuned):
         from trainer.finetune.loop import load_finetuned
 
+        with open(finetuned, encoding="utf-8") as handle:
+            task = json.load(handle).get("task", "classify")
+        if task not in ("classify", "regress"):
+            raise ValueError(
+                f"{source} is a {task} model; --format hf-ambert exports pre-training runs and classify/regress "
+                "models (export the run it was tuned from for its encoder)"
+            )
         classifier, record = load_finetuned(source)
-        if record.get("task", "classify") != "classify":
-            raise ValueError(f"{source} is a {record['task']} model; hf-ambert exports runs and classifiers")
-        model, vocab_dir, architecture = (
-            classifier.encoder,
-            os.path.join(source, "vocab"),
-            "AmbertForSequenceClassification",
-        )
+        model, vocab_dir = classifier.encoder, os.path.join(source, "vocab")
+        architecture = "AmbertForSequenceClassification"
         weights = {f"ambert.{name}": tensor for name, tensor in _base_weights(model).items()}
         weights.update({f"classifiers.{name}": t for name, t in classifier.classifiers.state_dict().items()})
-        labels = record["labels"]
+        labels = record["labels"] or ["score"]  # regress: one output
         extra = {
             "id2label": dict(enumerate(labels)),
             "label2id": {label: i for i, label in enumerate(labels)},
             "prediction_head": record["head"],
             "classifier_dropout": record["finetune"]["dropout"],
+            **({"problem_type": "regression"} if task == "regress" else {}),
         }
     else:
         model, run_dir, _ = load_run_model(source)

@@ -163,7 +163,10 @@ def load_finetuned(directory: str) -> tuple[SequenceClassifier, dict]:
     model_config = ModelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in record["model"].items()})
     tuning = FinetuneConfig(**record["finetune"])
     if record.get("task") == "span":
-        raise ValueError(f"{directory} holds a span model: load it with trainer.finetune.span.load_span_model")
+        raise ValueError(
+            f"{directory} holds a span model, not a classifier: `ambert evaluate` scores it; --format hf exports "
+            "classifiers only"
+        )
     from trainer.finetune.tasks import task_kind
 
     outputs = task_kind(record.get("task", "classify")).num_outputs(record.get("labels"))

@@ -334,6 +334,28 @@ def test_regression_finetune_beats_a_constant_with_grad_accum_and_bf16(pretraine
     scores = evaluate_finetuned(str(tmp_path / "reg"), splits["test"], predict_from="fine")
     assert scores["head"] == "fine" and set(scores) >= {"pearson", "spearman", "mse"}
 
+    from transformers import AutoModelForSequenceClassification
+
+    from trainer.finetune.regress import TASK
+    from trainer.hf_interop import export_hf_ambert
+    from trainer.masking import MaskingSpec, pad_examples
+    from vocab.multigrained import MultiGrainedTokenizer
+
+    assert export_hf_ambert(str(tmp_path / "reg"), str(tmp_path / "hf-reg")) == "AmbertForSequenceClassification"
+    hf = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "hf-reg"), trust_remote_code=True).eval()
+    vocab = str(tmp_path / "reg" / "vocab")
+    examples = TASK.encode(MultiGrainedTokenizer.from_artifact(vocab), splits["test"][:8], 32, "test")
+    batch = pad_examples(examples, MaskingSpec.from_artifact(vocab))
+    classifier, _ = load_finetuned(str(tmp_path / "reg"))
+    with torch.no_grad():
+        ours = classifier(batch)["concat"]
+        theirs = hf(
+            input_ids=batch.fine_ids, attention_mask=batch.fine_mask.long(), token_type_ids=batch.fine_type,
+            coarse_input_ids=batch.coarse_ids, coarse_attention_mask=batch.coarse_mask.long(),
+            coarse_token_type_ids=batch.coarse_type,
+        ).logits  # fmt: skip
+    assert theirs.shape == (8, 1) and (ours - theirs).abs().max() < 1e-5
+
 
 def test_choice_finetune_beats_chance(pretrained, tmp_path):
     """Three options, the right one holds 喜欢: accuracy well above 1/3 after a tiny fine-tune."""
