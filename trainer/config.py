@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field
 
 VARIANTS = ("ambert", "combo", "hybrid", "bert-fine", "bert-coarse")
-MASKINGS = ("token", "word", "ngram", "ambert")  # trainer.masking_strategies.STRATEGIES
+MASKINGS = ("token", "word", "ngram", "ambert", "ambert-ngram")  # trainer.masking_strategies.STRATEGIES
 OBJECTIVES = ("mlm", "mac", "perm")
 
 
@@ -96,8 +96,8 @@ class DataConfig:
         default="auto",
         metadata={
             "help": "Which units are chosen: token (BERT: fine tokens) | word (whole-word masking) | ngram (n = 1..4 "
-            "words, p 0.4/0.3/0.2/0.1: MacBERT, PERT) | ambert (coarse tokens and their fine tokens) | auto "
-            "(token for bert-fine, ambert for the other variants)."
+            "words, p 0.4/0.3/0.2/0.1: MacBERT, PERT) | ambert (coarse tokens and their fine tokens) | ambert-ngram "
+            "(n-grams of coarse tokens, same n) | auto (token for bert-fine, ambert for the other variants)."
         },
     )
     mask_prob: float = field(

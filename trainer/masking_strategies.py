@@ -11,7 +11,7 @@
 
 Strategies: `token` (BERT: fine tokens), `word` (whole-word masking: Chinese words are coarse units, English words a
 WordPiece word and its "##" pieces), `ngram` (n = 1..4 words with p 0.4/0.3/0.2/0.1: MacBERT, PERT) and `ambert`
-(coarse units, optionally n-grams of them). Each keeps mask_prob of the tokens (coarse tokens for `ambert`) as the
+(coarse units; `ambert-ngram`: n-grams of them). Each keeps mask_prob of the tokens (coarse tokens for `ambert`) as the
 target. With tie_coarse (a model reading both sides) a chosen unit always spans whole coarse tokens, and each
 corruption decides once per unit for both sides: no side shows what the other must predict. Specials and [UNK] are
 never chosen.
@@ -241,11 +241,19 @@ def choose_coarse_units(
     return choose_spans(fine, coarse, candidate, np.ones(len(fine), np.int64), rules.spec.mask_prob, rng, probs, limit)
 
 
+def choose_coarse_ngrams(
+    example: ShardExample, rules: UnitRules, rng: np.random.Generator, limit: int | None = None
+) -> Selection:
+    """`ambert-ngram`: `ambert` with n-grams of coarse tokens (n = 1..4, p 0.4/0.3/0.2/0.1)."""
+    return choose_coarse_units(example, rules, rng, limit, ngram=True)
+
+
 STRATEGIES: dict[str, Callable[..., Selection]] = {
     "token": choose_tokens,
     "word": choose_words,
     "ngram": choose_ngrams,
     "ambert": choose_coarse_units,
+    "ambert-ngram": choose_coarse_ngrams,
 }
 
 

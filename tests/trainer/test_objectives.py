@@ -140,10 +140,11 @@ def test_pointer_logits_never_point_at_padding():
 def test_settings_that_cannot_work_are_refused(similar_data, trainer_data, tmp_path):
     cfg = load_config("tiny", None, [*TINY, "model.variant=bert-fine"])
     assert masking_of(cfg) == "token" and masking_of(load_config("tiny", None, TINY)) == "ambert"
+    assert masking_of(load_config("tiny", None, [*TINY, "data.masking=ambert-ngram"])) == "ambert-ngram"
     for overrides, message in [
         (["model.objective=perm", "model.variant=hybrid"], "perm with model.variant=hybrid"),
         (["model.objective=pert"], "model.objective 'pert' is not one of mlm, mac, perm"),
-        (["data.masking=wwm"], "data.masking 'wwm' is not one of token, word, ngram, ambert, auto"),
+        (["data.masking=wwm"], "data.masking 'wwm' is not one of token, word, ngram, ambert, ambert-ngram, auto"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config("tiny", None, [*TINY, *overrides])
