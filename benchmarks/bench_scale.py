@@ -148,7 +148,8 @@ def resume_seconds(shards: str, vocab: str, fraction: float, seek: bool, batch_s
     batch. seek: skip_batches (trainer/data.py seeks, so this should not grow with the fraction); else the
     baseline, reading every batch before the position (an upper bound of resuming by re-reading)."""
     from trainer.data import pretraining_loader
-    from trainer.masking import MaskingCollator, MaskingSpec
+    from trainer.masking import BatchShape, MaskingCollator
+    from trainer.masking_strategies import Corruption, UnitRules
     from vocab.shard_set import read_manifest
 
     manifest = read_manifest(shards)
@@ -157,7 +158,12 @@ def resume_seconds(shards: str, vocab: str, fraction: float, seek: bool, batch_s
     loader = pretraining_loader(
         shards,
         expect_vocab_id=manifest["vocab"]["id"],
-        collator=MaskingCollator(MaskingSpec.from_artifact(vocab), 1, 0),
+        collator=MaskingCollator(
+            Corruption(UnitRules.from_artifact(vocab)),
+            1,
+            0,
+            BatchShape.for_run(batch_size, int(manifest["options"]["max_seq_len"]), "ambert"),
+        ),
         batch_size=batch_size,
         num_workers=2,
         shuffle_buffer=1000,

@@ -1,10 +1,12 @@
-"""GPU pre-training throughput (pairs/s) of the `base` AMBERT, bf16, fed by the real loader and masking collator,
-against a single Hugging Face BertForMaskedLM (seq/s) in the same run. For a lent GPU (the `device` tool).
+"""GPU pre-training throughput (pairs/s) of the `base` AMBERT, bf16, eager and compiled, fed by the real loader and
+masking collator, against Hugging Face BertForMaskedLM base (seq/s) in the same run. For a lent GPU machine.
 
-    python -m benchmarks.gpu_step [--steps 30] [--compile]
+    python -m benchmarks.gpu_step [--steps 30] [--no-compile]
+    bash benchmarks/gpu_check.sh      # this, plus `ambert train` on CUDA: NCCL (1 process), bf16, run.compile=true
 
-Shapes (issue 6): seq 128 × batch 256 and seq 512 × batch 64; Chinese vocabulary sizes 21,128 fine / 72,635 coarse.
-Targets: ≥ 2,000 pairs/s at seq 128 and ≥ 450 at seq 512 on one H100. One JSON line per measurement.
+Shapes (issue 13): seq 128 × batch 256 and seq 512 × batch 64; Chinese vocabulary sizes 21,128 fine / 72,635
+coarse. Targets: ≥ 2,000 pairs/s at seq 128 and ≥ 450 at seq 512 on an H100-class card, and AMBERT pairs/s ≥ 0.9×
+HF BERT-base seq/s in the same run. One JSON line per measurement.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 
 import torch
 
-from benchmarks.bench_train_step import COARSE, FINE, ambert_step, hf_step, make_loader, step_seconds
+from benchmarks.bench_train_step import COARSE, FINE, alternating_seconds, ambert_step, hf_step, make_loader
 from benchmarks.synthetic_shards import write_synthetic_shards
 from trainer.config import PRESETS, ModelConfig
 
@@ -25,14 +27,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=8)
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile(model, dynamic=False)")
+    parser.add_argument("--no-compile", action="store_true", help="eager only")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_step: no CUDA device visible; run it on a GPU machine")
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
     base = ModelConfig(fine_vocab_size=FINE, coarse_vocab_size=COARSE, **PRESETS["base"]["model"])
-    sync = torch.cuda.synchronize
     for seq, batch in ((128, 256), (512, 64)):
         with tempfile.TemporaryDirectory() as tmp:
             data = write_synthetic_shards(
@@ -43,30 +44,31 @@ def main() -> None:
                 coarse_size=COARSE,
                 samples_per_shard=batch * 4,
             )
-            runs = [("ambert_eager", ambert_step(base, device, bf16=True), "pairs_per_s")]
-            if args.compile:
-                runs.append(
-                    ("ambert_compiled", ambert_step(base, device, bf16=True, compile_model=True), "pairs_per_s")
-                )
-            runs.append(("hf_bert_mlm", hf_step(base, device, bf16=True), "seq_per_s"))
-            for name, step, unit in runs:
+            loader = make_loader(data, batch, args.workers, seq)
+            batches = [b for _, b in zip(range(args.steps + args.warmup), loader, strict=False)]
+            for compiled in (False,) if args.no_compile else (False, True):
                 torch.manual_seed(0)
-                loader = make_loader(data, batch, args.workers)
-                batches = (b for _, b in zip(range(args.steps + args.warmup), loader, strict=False))
-                seconds = step_seconds(step, batches, args.warmup, sync)
+                steps = {
+                    "ambert": ambert_step(base, device, bf16=True, compile_model=compiled),
+                    "hf_bert_mlm": hf_step(base, device, bf16=True, compile_model=compiled),
+                }
+                seconds = alternating_seconds(steps, batches, args.warmup, torch.cuda.synchronize)
                 print(
                     json.dumps(
                         {
-                            "measure": name,
+                            "measure": "gpu_step_compiled" if compiled else "gpu_step_eager",
                             "seq": seq,
                             "batch": batch,
-                            unit: round(batch / seconds, 1),
+                            "ambert_pairs_per_s": round(batch / seconds["ambert"], 1),
+                            "hf_bert_mlm_seq_per_s": round(batch / seconds["hf_bert_mlm"], 1),
+                            "ratio": round(seconds["hf_bert_mlm"] / seconds["ambert"], 3),
+                            "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 1),
                             "device": torch.cuda.get_device_name(),
                         }
                     ),
                     flush=True,
                 )
-                del step
+                del steps
                 torch.cuda.empty_cache()
 
 

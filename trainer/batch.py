@@ -4,8 +4,10 @@
     out = model(batch)                    # trainer/model.py consumes it
     batch.to(device)
 
-Fine and coarse sides are padded separately, each to the longest sequence of its side in the batch.
-Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP or SOP).
+Fine and coarse sides are padded separately: by pad_examples to the longest sequence of each side (fine-tuning),
+by the pre-training collator to fixed lengths, with the MLM targets as a fixed budget of positions per example
+(*_mlm_index / *_mlm_labels / *_mlm_weight, (B, P)) and the plan that packs the sequences into the rows the shared
+encoder reads (packed_*). Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP or SOP).
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ class MaskedBatch:
     nsp_labels: torch.Tensor  # (B,) long: 1 random next segment, 0 actual next, IGNORE without NSP
     keys: list[str]  # sample keys, for debugging and data-position checks
     sop_labels: torch.Tensor | None = None  # (B,) long: 1 segments swapped, 0 in order, IGNORE; None without SOP
+    # pre-training only (trainer.masking.MaskingCollator); None from pad_examples
+    fine_mlm_index: torch.Tensor | None = None  # (B, P) long: positions predicted (0 in unused slots)
+    fine_mlm_labels: torch.Tensor | None = None  # (B, P) long: their original ids, IGNORE in unused slots
+    fine_mlm_weight: torch.Tensor | None = None  # (B, P) float: 1 in used slots, 0 in unused ones
+    coarse_mlm_index: torch.Tensor | None = None
+    coarse_mlm_labels: torch.Tensor | None = None
+    coarse_mlm_weight: torch.Tensor | None = None
+    capped: torch.Tensor | None = None  # (2,) long: masked (fine, coarse) positions left unmasked over the budget
+    # the packing plan of ambert and hybrid (trainer.packing.plan_packing): (rows, R) and (B, Lf) / (B, Lc) long
+    packed_source: torch.Tensor | None = None
+    packed_segment: torch.Tensor | None = None
+    packed_position: torch.Tensor | None = None
+    fine_packed_at: torch.Tensor | None = None
+    coarse_packed_at: torch.Tensor | None = None
 
     def _map_tensors(self, change) -> MaskedBatch:
         return dataclasses.replace(
@@ -51,5 +67,13 @@ class MaskedBatch:
         """Page-locked copies (DataLoader(pin_memory=True) calls this), so .to("cuda", non_blocking=True) overlaps."""
         return self._map_tensors(torch.Tensor.pin_memory)
 
+    def packing_plan(self) -> dict[str, torch.Tensor] | None:
+        """The packed_* fields as the model's `plan`, or None when the collator made none."""
+        if self.packed_source is None:
+            return None
+        names = ("packed_source", "packed_segment", "packed_position", "fine_packed_at", "coarse_packed_at")
+        return {name: getattr(self, name) for name in names}
+
     def __len__(self) -> int:
-        return int(self.fine_ids.shape[0])
+        """Examples in the batch (filler rows that pad it to a fixed number of rows do not count)."""
+        return len(self.keys)

@@ -1,7 +1,7 @@
 """Checkpoints of a run: everything needed to continue exactly, written atomically, the last K kept.
 
     RUN/checkpoints/step-00000100/  model.safetensors   weights (safetensors; tied weights stored once)
-                                    optimizer.pt        optimizer + scheduler state (rank 0; equal on every rank)
+                                    optimizer.pt        optimizer, scheduler, fp16 loss scaler (rank 0)
                                     rank-00000.pt       that rank's RNG states and data position
                                     state.json          step, world size, data position (readable)
     save_checkpoint(...) from every rank; latest_checkpoint(run) / load_checkpoint(...) to resume.
@@ -68,7 +68,14 @@ def _rng_state() -> dict:
 
 
 def save_checkpoint(
-    run_dir: str, step: int, model: torch.nn.Module, optimizer, scheduler, position: DataPosition, keep_last: int
+    run_dir: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer,
+    scheduler,
+    position: DataPosition,
+    keep_last: int,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> str:
     """Every rank calls this; rank 0 writes the shared files. Returns the checkpoint directory."""
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
@@ -87,7 +94,11 @@ def save_checkpoint(
     if rank == 0:
         save_model(model, os.path.join(staging, "model.safetensors"))
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+            {
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else {},
+            },
             os.path.join(staging, "optimizer.pt"),
         )
     _barrier()
@@ -132,8 +143,10 @@ def load_weights(checkpoint: str, model: torch.nn.Module) -> None:
         )
 
 
-def load_checkpoint(checkpoint: str, model: torch.nn.Module, optimizer, scheduler) -> tuple[int, DataPosition]:
-    """Restore model, optimizer, scheduler and this rank's RNG; returns (step, data position)."""
+def load_checkpoint(
+    checkpoint: str, model: torch.nn.Module, optimizer, scheduler, scaler: torch.amp.GradScaler | None = None
+) -> tuple[int, DataPosition]:
+    """Restore model, optimizer, scheduler, loss scaler and this rank's RNG; returns (step, data position)."""
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     state = read_state(checkpoint)
@@ -146,6 +159,8 @@ def load_checkpoint(checkpoint: str, model: torch.nn.Module, optimizer, schedule
     shared = torch.load(os.path.join(checkpoint, "optimizer.pt"), map_location="cpu", weights_only=True)
     optimizer.load_state_dict(shared["optimizer"])
     scheduler.load_state_dict(shared["scheduler"])
+    if scaler is not None and shared.get("scaler"):
+        scaler.load_state_dict(shared["scaler"])
     own = torch.load(os.path.join(checkpoint, f"rank-{rank:05d}.pt"), map_location="cpu", weights_only=True)
     torch.set_rng_state(own["rng"]["torch"])
     if "cuda" in own["rng"] and torch.cuda.is_available():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 VARIANTS = ("ambert", "combo", "hybrid", "bert-fine", "bert-coarse")
 MASKINGS = ("token", "word", "ngram", "ambert", "ambert-ngram")  # trainer.masking_strategies.STRATEGIES
 OBJECTIVES = ("mlm", "mac", "perm")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -67,6 +68,9 @@ class ModelConfig:
         },
     )
     pad_id: int = field(default=0, metadata={"help": "Id of [PAD] on both sides."})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute each layer in backward: less activation memory, ~30% more compute."}
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,29 @@ class DataConfig:
         default=0.15,
         metadata={"help": "Share of the tokens chosen as targets (of the coarse tokens with ambert masking)."},
     )
+    pad_to: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "Lengths each side is padded to in combo and bert-* (the smallest that fits), as a JSON list; "
+            "one compiled graph each. Empty: multiples of max_seq_len/8 up to max_seq_len."
+        },
+    )
+    packed_rows: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "Row counts of packed batches in ambert and hybrid (the smallest that fits the batch's "
+            "sequences, first-fit into rows of max_seq_len, hybrid 2*max_seq_len), as a JSON list; one compiled "
+            "graph each (a few are used). Empty: multiples of batch_size/16 up to 2*batch_size "
+            "(hybrid: batch_size/32 up to batch_size)."
+        },
+    )
+    max_predictions: int = field(
+        default=0,
+        metadata={
+            "help": "Masked positions predicted per example and side (a static budget; more are left unmasked and "
+            "counted as capped). 0: Google BERT's, 20 at max_seq_len 128, 80 at 512 (5/32 of it)."
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -131,8 +158,16 @@ class RunConfig:
     """Loop mechanics: seeds, precision, logging and checkpoints."""
 
     seed: int = field(default=1234, metadata={"help": "Seed of the initial weights, dropout, data order and masks."})
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on GPU, fp32 on CPU) | fp32 | bf16."})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the model."})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 (autocast) | fp16 (autocast + loss scaling, "
+            "for GPUs without bf16; overflowing steps are skipped and counted)."
+        },
+    )
+    compile: bool = field(
+        default=False, metadata={"help": "torch.compile the whole training forward (fullgraph, static shapes)."}
+    )
     log_every: int = field(
         default=10, metadata={"help": "Steps between metric lines (metrics.jsonl, TensorBoard, progress)."}
     )
@@ -178,7 +213,12 @@ def _coerce(value: typing.Any, kind: typing.Any, where: str) -> typing.Any:
     origin = typing.get_origin(kind)
     if origin is tuple:
         items = json.loads(value) if isinstance(value, str) else value
-        return tuple(_coerce(v, t, where) for v, t in zip(items, typing.get_args(kind), strict=True))
+        kinds = typing.get_args(kind)
+        if len(kinds) == 2 and kinds[1] is Ellipsis:  # tuple[int, ...]: any length
+            kinds = (kinds[0],) * len(items)
+        if not isinstance(items, list | tuple) or len(items) != len(kinds):
+            raise ConfigError(f"{where}: {value!r} is not a list of {len(kinds)} values")
+        return tuple(_coerce(v, t, where) for v, t in zip(items, kinds, strict=True))
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -223,8 +263,12 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             "model.objective=perm with model.variant=hybrid: each side would show the other's original order; "
             "use perm with ambert, combo, bert-fine or bert-coarse"
         )
-    if cfg.run.precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"run.precision {cfg.run.precision!r} is not one of auto, fp32, bf16")
+    if cfg.run.precision not in PRECISIONS:
+        raise ConfigError(f"run.precision {cfg.run.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if cfg.data.max_predictions < 0 or any(length < 2 for length in cfg.data.pad_to):
+        raise ConfigError("data.max_predictions must be ≥ 0 (0: automatic) and every data.pad_to length ≥ 2")
+    if any(rows < 1 for rows in cfg.data.packed_rows):
+        raise ConfigError(f"data.packed_rows {list(cfg.data.packed_rows)}: every row count must be ≥ 1")
     if cfg.run.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"run.device {cfg.run.device!r} is not one of auto, cpu, cuda")
     if not 0 < cfg.data.mask_prob < 1:

@@ -1,6 +1,6 @@
 """Streaming pre-training batches from a shard set (local or fsspec URL): generator stages over webdataset's tar reader.
 
-    collator = MaskingCollator(corruption, seed, epoch)      # trainer.masking, trainer.masking_strategies.Corruption
+    collator = MaskingCollator(corruption, seed, epoch, shape)  # trainer.masking (BatchShape), masking_strategies
     loader = pretraining_loader("out/shards", expect_vocab_id=vocab_id, collator=collator,
                                 batch_size=32, num_workers=2, shuffle_buffer=1000, seed=seed, epoch=epoch,
                                 rank=rank, world_size=world_size, skip_batches=batches_already_done)
@@ -90,15 +90,20 @@ class ShardStream(IterableDataset):
         skip_batches: int,
         read_retries: int = 5,
         retry_backoff: float = 1.0,
+        drop_last: bool = False,
     ) -> None:
         self.shards, self.max_seq_len, self.vocab_sizes, self.collator = shards, max_seq_len, vocab_sizes, collator
         self.batch_size, self.shuffle_buffer, self.seed, self.epoch = batch_size, shuffle_buffer, seed, epoch
         self.rank, self.world_size, self.resampled, self.strict = rank, world_size, resampled, strict
         self.read_retries, self.retry_backoff = read_retries, retry_backoff
+        self.drop_last = drop_last
         self.workers = max(num_workers, 1)  # num_workers=0: the main process is this rank's only worker
         self.slots = world_size * self.workers
         self.split_samples = not resampled and len(shards) < self.slots
-        counts = [math.inf if resampled else math.ceil(self.samples_of(w) / batch_size) for w in range(self.workers)]
+        counts = [
+            math.inf if resampled else (math.floor if drop_last else math.ceil)(self.samples_of(w) / batch_size)
+            for w in range(self.workers)
+        ]
         rounds, self.discard = rounds_before(skip_batches, counts)  # the workers skip whole rounds of batches,
         self.skip_samples = [batch_size * taken for taken in rounds]  # the loader discards the rest (< 1 round)
 
@@ -223,7 +228,7 @@ class ShardStream(IterableDataset):
             examples, self.shuffle_buffer, ("shuffle", self.seed, self.epoch, self.rank, worker), blocks
         )
         examples = itertools.islice(examples, skip - blocks * self.shuffle_buffer, None)  # < one block: never collated
-        for group in batched(self.batch_size, collation_fn=None, partial=True)(examples):
+        for group in batched(self.batch_size, collation_fn=None, partial=not self.drop_last)(examples):
             found, reports[:] = tuple(reports), []
             yield self.collator(group), found
         if reports:
@@ -313,10 +318,12 @@ def pretraining_loader(
     skip_batches: int = 0,
     read_retries: int = 5,
     retry_backoff: float = 1.0,
+    drop_last: bool = False,
 ) -> PretrainingLoader:
     """The batches of `rank` (of `world_size`) for `epoch` of the shard set `data` (a directory or an fsspec URL).
 
-    Epoch mode reads each of the slot's shards once (the last batch of each worker may be short); resampled mode
+    Epoch mode reads each of the slot's shards once (the last batch of each worker may be short, or with drop_last is
+    dropped: training keeps its batch shape fixed); resampled mode
     draws shards with replacement forever. The order is fixed by (seed, epoch, rank, world_size, num_workers,
     batch_size, shuffle_buffer): with workers, the DataLoader takes one batch from each in turn.
 
@@ -368,6 +375,7 @@ def pretraining_loader(
         skip_batches=skip_batches,
         read_retries=read_retries,
         retry_backoff=retry_backoff,
+        drop_last=drop_last,
     )
     if stream.split_samples:
         warnings.warn(

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from trainer.batch import IGNORE, MaskedBatch
+from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
 from trainer.objectives import PointerHead, pair_loss
+from trainer.packing import plan_packing
 
 
 class Embeddings(nn.Module):
@@ -78,17 +80,23 @@ class Encoder(nn.Module):
         super().__init__()
         self.embeddings = Embeddings(cfg)
         self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
+        self.gradient_checkpointing = cfg.gradient_checkpointing
         self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
     def forward(
-        self, words: torch.Tensor, token_type: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None
+        self, words: torch.Tensor, token_type: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """keep: (B, L) bool, True at real tokens (each attends to all real ones), or (B, 1, L, L) query × key."""
         if positions is None:
             positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)  # (1, L)
         x = self.embeddings(words, token_type, positions)
-        keep = mask[:, None, None, :]  # (B, 1, 1, L): attend to real tokens only
+        if keep.dim() == 2:
+            keep = keep[:, None, None, :]  # (B, 1, 1, L)
         for layer in self.layers:
-            x = layer(x, keep)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(layer, x, keep, use_reentrant=False)  # recomputed in backward
+            else:
+                x = layer(x, keep)
         return x  # (B, L, H)
 
     def pool(self, hidden_cls: torch.Tensor) -> torch.Tensor:
@@ -130,8 +138,13 @@ class PretrainOutput:
     coarse_count: torch.Tensor
 
 
-def _pad_to(t: torch.Tensor, length: int, value) -> torch.Tensor:
-    return F.pad(t, (0, length - t.shape[1]), value=value) if t.shape[1] < length else t
+def packed_plan(fine_mask: torch.Tensor, coarse_mask: torch.Tensor, joint: bool) -> dict[str, torch.Tensor]:
+    """The packing plan of a batch that has none (fine-tuning, evaluation): rows as long as the longest piece, as
+    many as needed (a host sync; the pre-training collator plans static shapes instead)."""
+    fine, coarse = fine_mask.sum(1).cpu().numpy(), coarse_mask.sum(1).cpu().numpy()
+    row_len = int((fine + coarse).max()) if joint else int(max(fine.max(), coarse.max()))
+    plan = plan_packing(fine, coarse, (fine_mask.shape[1], coarse_mask.shape[1]), row_len, joint)
+    return {name: torch.from_numpy(array).to(fine_mask.device) for name, array in plan.items()}
 
 
 class AmbertModel(nn.Module):
@@ -184,11 +197,15 @@ class AmbertModel(nn.Module):
         coarse_type=None,
         coarse_mask=None,
         sides: tuple[str, ...] = ("fine", "coarse"),
+        pool: bool = True,
+        plan: dict[str, torch.Tensor] | None = None,
     ) -> Encoded:
-        """Hidden states and pooled [CLS] of the requested sides that the variant has.
+        """Hidden states (and with `pool` the pooled [CLS]) of the requested sides that the variant has.
 
         `sides=("fine",)` on ambert or combo runs the fine path only (coarse inputs may be None). hybrid always reads
-        both sequences as one, whatever `sides` asks, and returns both sides."""
+        both sequences as one, whatever `sides` asks, and returns both sides. ambert (both sides) and hybrid run the
+        encoder once over the sequences packed into rows by `plan` (trainer.packing; the collator's keeps shapes
+        static; without one, packed_plan makes one, a host sync)."""
         inputs = {"fine": (fine_ids, fine_type, fine_mask), "coarse": (coarse_ids, coarse_type, coarse_mask)}
         variant = self.cfg.variant
         wanted = ("fine", "coarse") if variant == "hybrid" else [side for side in sides if side in self.sides]
@@ -199,67 +216,69 @@ class AmbertModel(nn.Module):
                     + (" (hybrid reads fine and coarse as one sequence)" if variant == "hybrid" else "")
                 )
         out = Encoded(None, None, None, None)
-        if variant == "hybrid":  # one sequence [fine ; coarse], positions restart for the coarse part
-            Lf = fine_ids.shape[1]
-            words = torch.cat([self.word_embeddings["fine"](fine_ids), self.word_embeddings["coarse"](coarse_ids)], 1)
-            positions = torch.cat(
-                [torch.arange(Lf, device=fine_ids.device), torch.arange(coarse_ids.shape[1], device=fine_ids.device)]
-            ).unsqueeze(0)
-            hidden = self.encoder(
-                words, torch.cat([fine_type, coarse_type], 1), torch.cat([fine_mask, coarse_mask], 1), positions
-            )  # (B, Lf + Lc, H)
-            out.fine_hidden, out.coarse_hidden = hidden[:, :Lf], hidden[:, Lf:]
-            out.fine_pooled, out.coarse_pooled = self.encoder.pool(hidden[:, 0]), self.encoder.pool(hidden[:, Lf])
-            return out
-        if variant == "ambert" and len(wanted) == 2:  # one pass of the shared encoder over both, stacked on B
-            B, L = fine_ids.shape[0], max(fine_ids.shape[1], coarse_ids.shape[1])
-            pad = self.cfg.pad_id
+        if variant in ("ambert", "hybrid") and len(wanted) == 2:  # one encoder pass over both sides, packed
+            if plan is None:
+                plan = packed_plan(fine_mask, coarse_mask, joint=variant == "hybrid")
+            width = self.hidden_size
             words = torch.cat(
                 [
-                    self.word_embeddings["fine"](_pad_to(fine_ids, L, pad)),
-                    self.word_embeddings["coarse"](_pad_to(coarse_ids, L, pad)),
+                    self.word_embeddings["fine"](fine_ids).flatten(0, 1),
+                    self.word_embeddings["coarse"](coarse_ids).flatten(0, 1),
+                    self.word_embeddings["fine"].weight.new_zeros(1, width),  # what padding positions read
                 ]
-            )  # (2B, L, H)
-            hidden = self.encoder(
-                words,
-                torch.cat([_pad_to(fine_type, L, 0), _pad_to(coarse_type, L, 0)]),
-                torch.cat([_pad_to(fine_mask, L, False), _pad_to(coarse_mask, L, False)]),
             )
-            pooled = self.encoder.pool(hidden[:, 0])  # (2B, H)
-            out.fine_hidden, out.coarse_hidden = hidden[:B, : fine_ids.shape[1]], hidden[B:, : coarse_ids.shape[1]]
-            out.fine_pooled, out.coarse_pooled = pooled[:B], pooled[B:]
+            types = torch.cat([fine_type.flatten(), coarse_type.flatten(), fine_type.new_zeros(1)])
+            source, segment = plan["packed_source"], plan["packed_segment"]
+            keep = (segment[:, :, None] == segment[:, None, :])[:, None]  # (rows, 1, R, R): within a sequence
+            hidden = self.encoder(words[source], types[source], keep, plan["packed_position"]).flatten(0, 1)
+            out.fine_hidden, out.coarse_hidden = hidden[plan["fine_packed_at"]], hidden[plan["coarse_packed_at"]]
+            if pool:
+                out.fine_pooled = self.encoder.pool(out.fine_hidden[:, 0])
+                out.coarse_pooled = self.encoder.pool(out.coarse_hidden[:, 0])
             return out
         for side in wanted:
             ids, types, mask = inputs[side]
             encoder = self.encoder_of(side)
             hidden = encoder(self.word_embeddings[side](ids), types, mask)
             setattr(out, f"{side}_hidden", hidden)
-            setattr(out, f"{side}_pooled", encoder.pool(hidden[:, 0]))
+            if pool:
+                setattr(out, f"{side}_pooled", encoder.pool(hidden[:, 0]))
         return out
 
-    def _mlm(self, side: str, hidden: torch.Tensor, labels: torch.Tensor):
-        """Mean cross-entropy over masked positions only (gathered before the vocabulary projection)."""
-        where = labels != IGNORE  # (B, L)
-        logits = self.mlm_heads[side](hidden[where])  # (N, V)
-        targets = labels[where]
-        count = where.sum()
-        loss = F.cross_entropy(logits.float(), targets, reduction="sum") / count.clamp(min=1)
-        correct = (logits.argmax(-1) == targets).sum()
-        return loss, correct.detach(), count.detach()
+    def _mlm(self, side: str, hidden: torch.Tensor, index: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
+        """Weighted mean cross-entropy over a fixed budget of positions (B, P): a static gather before the vocabulary
+        projection, zero-weight slots computed and ignored."""
+        picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, P, H)
+        logits = self.mlm_heads[side](picked).float()  # (B, P, V)
+        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0), reduction="none")
+        weight = weight.flatten()
+        count = weight.sum()
+        loss = (losses * weight).sum() / count.clamp(min=1)
+        correct = ((logits.argmax(-1).flatten() == labels.flatten()) * weight).sum()
+        return loss, correct.detach().long(), count.detach().long()
 
     def forward(self, batch: MaskedBatch) -> PretrainOutput:
+        """Pre-training losses of a collated batch (trainer.masking.MaskingCollator: static shapes throughout)."""
         enc = self.encode(
-            batch.fine_ids, batch.fine_type, batch.fine_mask, batch.coarse_ids, batch.coarse_type, batch.coarse_mask
+            batch.fine_ids,
+            batch.fine_type,
+            batch.fine_mask,
+            batch.coarse_ids,
+            batch.coarse_type,
+            batch.coarse_mask,
+            pool=self.nsp_head is not None or self.sop_head is not None,  # the pooler feeds only NSP and SOP
+            plan=batch.packing_plan(),
         )
         zero = torch.zeros((), device=batch.fine_ids.device, dtype=torch.long)
         losses, stats = {}, {}
         for side in self.sides:
-            hidden, labels = getattr(enc, f"{side}_hidden"), getattr(batch, f"{side}_labels")
-            if self.cfg.objective == "perm":
-                mask = getattr(batch, f"{side}_mask")
+            hidden = getattr(enc, f"{side}_hidden")
+            if self.cfg.objective == "perm":  # dense: where each chosen token came from
+                mask, labels = getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_labels")
                 losses[side], *stats[side] = self.pointer_heads[side].loss(hidden, mask, labels)
             else:
-                losses[side], *stats[side] = self._mlm(side, hidden, labels)
+                targets = (getattr(batch, f"{side}_mlm_{part}") for part in ("index", "labels", "weight"))
+                losses[side], *stats[side] = self._mlm(side, hidden, *targets)
         nsp_loss = sop_loss = None
         if self.nsp_head is not None or self.sop_head is not None:
             pooled = (

@@ -14,7 +14,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from trainer.batch import MaskedBatch
 from trainer.checkpoint import DataPosition, latest_checkpoint, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, apply_overrides, read_config, save_config, validate
 from trainer.staged_output import staged_directory
@@ -30,6 +33,7 @@ from vocab.artifact import read_vocab_lines, verify_artifact
 from vocab.shard_set import read_manifest
 
 CONFIG, METRICS, VOCAB = "config.json", "metrics.jsonl", "vocab"
+RESUMABLE = {"model.gradient_checkpointing", "data.strict", "data.eval_data"}  # may change on resume
 
 
 class TrainError(RuntimeError):
@@ -74,11 +78,9 @@ def lr_lambda(warmup_steps: int, max_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> TrainConfig:
-    """Check the shard set against the vocab artifact, size the model from it, write RUN/config.json and RUN/vocab.
-
-    Rank 0 only. Returns the config the run uses (vocabulary sizes filled in).
-    """
+def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> None:
+    """Check the shard set against the vocab artifact, write RUN/config.json (`cfg`, sized by sized_config) and
+    RUN/vocab. Rank 0 only."""
     config_path = os.path.join(out, CONFIG)
     if os.path.exists(config_path) and not resume:
         raise TrainError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -95,15 +97,6 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
             f"the shard set has sequences of up to {seq_len} tokens but model.max_position is "
             f"{cfg.model.max_position}: raise model.max_position or re-shard with --max-seq-len"
         )
-    sizes = artifact["sizes"]
-    cfg = validate(
-        dataclasses.replace(
-            cfg,
-            model=dataclasses.replace(
-                cfg.model, fine_vocab_size=int(sizes["fine"]), coarse_vocab_size=int(sizes["coarse"])
-            ),
-        )
-    )
     os.makedirs(out, exist_ok=True)
     copy = os.path.join(out, VOCAB)
     if not os.path.exists(os.path.join(copy, "artifact.json")):
@@ -111,57 +104,49 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Tra
             shutil.copytree(vocab_dir, staging, dirs_exist_ok=True)
     save_config(cfg, config_path + ".tmp")
     os.replace(config_path + ".tmp", config_path)
-    return cfg
 
 
 def resumed_config(out: str, overrides: list[str]) -> TrainConfig:
-    """RUN's saved config with overrides; loop settings (optim.*, run.*, data.strict) may change on resume, model and
-    the rest of data not."""
+    """RUN's saved config with overrides. Loop settings (optim.*, run.* but run.seed) may change on resume; what
+    shapes the model, the data order or the masks (model.*, data.*, run.seed) may not, but RESUMABLE."""
     path = os.path.join(out, CONFIG)
     if not os.path.exists(path):
         raise TrainError(f"--resume: {out} holds no run (no {CONFIG}); start one with --data and --vocab")
     saved = read_config(path)
     cfg = apply_overrides(saved, overrides)
-    kept = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, strict=saved.data.strict))
-    for section in ("model", "data"):
-        if getattr(kept, section) != getattr(saved, section):
-            raise ConfigError(
-                f"--resume keeps the {section} settings saved in {path}; "
-                f"drop the {section}.* overrides (and --data/--variant) or start a new run"
-            )
+    changed = [
+        f"{section}.{name}"
+        for section in ("model", "data", "run")
+        for name, value in dataclasses.asdict(getattr(cfg, section)).items()
+        if value != dataclasses.asdict(getattr(saved, section))[name]
+        and (section != "run" or name == "seed")
+        and f"{section}.{name}" not in RESUMABLE
+    ]
+    if changed:
+        raise ConfigError(
+            f"--resume cannot change {', '.join(changed)} (saved in {path}): it changes the model, the data order "
+            "or the masks; drop the override (and --data/--variant) or start a new run"
+        )
     return cfg
 
 
 def _trim_metrics(path: str, step: int) -> None:
-    """On resume, drop metric lines logged after the checkpoint (the killed run's lost steps are redone)."""
+    """On resume, drop metric lines logged after the checkpoint (the killed run's lost steps are redone) and a torn
+    last line (a run killed while writing it)."""
     if not os.path.exists(path):
         return
+    kept = []
     with open(path, encoding="utf-8") as handle:
-        kept = [line for line in handle if line.strip() and json.loads(line)["step"] <= step]
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # torn by a kill mid-write: its step is redone
+            if record["step"] <= step:
+                kept.append(line if line.endswith("\n") else line + "\n")
     with open(path + ".tmp", "w", encoding="utf-8") as handle:
         handle.writelines(kept)
     os.replace(path + ".tmp", path)
-
-
-def next_step_batches(batches: Iterator, count: int, ddp: Distributed) -> list | None:
-    """`count` batches from this rank's loader, or None for every rank once any rank's loader is exhausted.
-
-    One tiny all-reduce per step keeps uneven ranks from hanging DDP: the epoch ends for all together.
-    """
-    taken = []
-    for _ in range(count):
-        batch = next(batches, None)
-        if batch is None:
-            break
-        taken.append(batch)
-    have = len(taken) == count
-    if ddp.world_size > 1:
-        flag = torch.tensor([1 if have else 0], dtype=torch.int32)
-        if ddp.device.type == "cuda":
-            flag = flag.to(ddp.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        have = bool(flag.item())
-    return taken if have else None
 
 
 class MetricsLog:
@@ -190,6 +175,162 @@ class MetricsLog:
             self.board.close()
 
 
+class StopSignal:
+    """SIGTERM / SIGUSR1 (preemption, `scancel`, torchrun passing a signal on) → stop after the current step."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous = {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self.previous[number] = signal.signal(number, self._note)
+        return self
+
+    def _note(self, number: int, frame) -> None:
+        self.received = number
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def next_step_batches(batches: Iterator, count: int, ddp: Distributed, stop: StopSignal) -> tuple[list | None, bool]:
+    """(`count` batches from this rank's loader, or None for every rank once any rank's loader is exhausted;
+    whether any rank was asked to stop). One tiny all-reduce per step keeps uneven ranks from hanging DDP and
+    lets every rank finish the same step before a signalled stop."""
+    taken = []
+    for _ in range(count):
+        batch = next(batches, None)
+        if batch is None:
+            break
+        taken.append(batch)
+    have, stopping = len(taken) == count, stop.received is not None
+    if ddp.world_size > 1:
+        flags = torch.tensor([1 if have else 0, 0 if stopping else 1], dtype=torch.int32)
+        if ddp.device.type == "cuda":
+            flags = flags.to(ddp.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+        have, stopping = bool(flags[0].item()), not bool(flags[1].item())
+    return (taken if have else None), stopping
+
+
+class TrainStats:
+    """Sums since the last log step, kept on the device (no host sync per step) and read at log steps."""
+
+    FIELDS = (
+        "fine_loss",
+        "coarse_loss",
+        "nsp_loss",
+        "sop_loss",
+        "fine_correct",
+        "fine_count",
+        "coarse_correct",
+        "coarse_count",
+        "fine_capped",
+        "coarse_capped",
+        "skipped_steps",
+    )
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(len(self.FIELDS), device=device, dtype=torch.float64)
+        self.micro_batches = 0
+        self.steps = 0
+
+    def add(self, output, batch: MaskedBatch) -> None:
+        """One micro-batch's model output and its collator's capped counts."""
+        values = [output.fine_loss, output.coarse_loss, output.nsp_loss, output.sop_loss, output.fine_correct]
+        values += [output.fine_count]
+        values += [output.coarse_correct, output.coarse_count, batch.capped[0], batch.capped[1]]
+        zero = self.sums.new_zeros(())
+        self.sums[: len(values)] += torch.stack([zero if v is None else v.detach().to(zero) for v in values])
+        self.micro_batches += 1
+
+    def add_step(self, grad_norm: torch.Tensor) -> None:
+        """One optimizer step; a non-finite gradient norm (fp16 overflow: GradScaler skips the update) is counted."""
+        self.sums[-1] += (~torch.isfinite(grad_norm)).to(torch.float64)
+        self.steps += 1
+
+    def read(self, ddp: Distributed) -> dict[str, float]:
+        """Means over every rank's micro-batches (one all-reduce, one host sync)."""
+        sums = self.sums.clone()
+        if ddp.world_size > 1:
+            dist.all_reduce(sums)
+        total = dict(zip(self.FIELDS, sums.tolist(), strict=True))
+        micro = max(self.micro_batches * ddp.world_size, 1)
+        record = {name: total[name] / micro for name in ("fine_loss", "coarse_loss", "nsp_loss", "sop_loss")}
+        record["loss"] = sum(record.values())
+        for side in ("fine", "coarse"):
+            record[f"{side}_acc"] = total[f"{side}_correct"] / max(total[f"{side}_count"], 1)
+            predicted = total[f"{side}_count"] + total[f"{side}_capped"]
+            record[f"{side}_capped"] = total[f"{side}_capped"] / max(predicted, 1)  # share of masked positions
+        record["skipped_steps"] = int(total["skipped_steps"] / ddp.world_size)
+        return record
+
+
+@dataclass(frozen=True)
+class Precision:
+    """run.precision on a device: autocast dtype (None: fp32) and whether losses are scaled (fp16)."""
+
+    dtype: torch.dtype | None
+    device_type: str
+
+    @classmethod
+    def of(cls, choice: str, device: torch.device) -> Precision:
+        if choice == "auto":
+            choice = "bf16" if device.type == "cuda" else "fp32"
+        return cls({"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[choice], device.type)
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype is not None else nullcontext()
+
+    def scaler(self) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.device_type, enabled=self.dtype == torch.float16)
+
+
+def train_step(
+    forward: Callable[[MaskedBatch], object],
+    trained: torch.nn.Module,
+    micro_batches: list[MaskedBatch],
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    scaler: torch.amp.GradScaler,
+    precision: Precision,
+    grad_clip: float,
+    stats: TrainStats,
+    device: torch.device,
+) -> torch.Tensor:
+    """One optimizer step over `micro_batches` (gradient accumulation; DDP syncs on the last one only). Returns
+    the gradient norm before clipping, on the device."""
+    optimizer.zero_grad(set_to_none=True)
+    accumulating = isinstance(trained, torch.nn.parallel.DistributedDataParallel)
+    for index, batch in enumerate(micro_batches):
+        batch = batch.to(device, non_blocking=True)
+        last = index == len(micro_batches) - 1
+        with nullcontext() if last or not accumulating else trained.no_sync():
+            with precision.autocast():
+                output = forward(batch)
+            scaler.scale(output.loss / len(micro_batches)).backward()
+        stats.add(output, batch)
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip)
+    scaler.step(optimizer)  # skipped by fp16's scaler on inf/nan gradients
+    scaler.update()
+    scheduler.step()
+    stats.add_step(grad_norm)
+    return grad_norm
+
+
+def sized_config(cfg: TrainConfig, vocab_dir: str) -> TrainConfig:
+    """`cfg` with the vocabulary sizes of the artifact at `vocab_dir` (every rank computes it: nothing is re-read)."""
+    sizes = verify_artifact(vocab_dir)["sizes"]
+    model = dataclasses.replace(cfg.model, fine_vocab_size=int(sizes["fine"]), coarse_vocab_size=int(sizes["coarse"]))
+    return validate(dataclasses.replace(cfg, model=model))
+
+
 def train(
     cfg: TrainConfig,
     out: str,
@@ -199,24 +340,23 @@ def train(
     init_from: str | None = None,
     report: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Pre-train until optim.max_steps; returns the last logged metrics. `report` sees each logged record.
-
-    A new run takes `cfg` from load_config(); a resumed one from resumed_config(out, overrides)."""
+    """Pre-train until optim.max_steps (or a SIGTERM/SIGUSR1); returns the last logged metrics. `report` sees each
+    logged record. A new run takes `cfg` from load_config(); a resumed one from resumed_config(out, overrides)."""
     from trainer.data import pretraining_loader
-    from trainer.masking import MaskingCollator
+    from trainer.masking import BatchShape, MaskingCollator
     from trainer.masking_strategies import Corruption
     from trainer.model import AmbertModel, parameter_groups
 
     ddp = setup_distributed(cfg.run.device)
     checkpoint = latest_checkpoint(out) if resume else None
+    vocab_copy = os.path.join(out, VOCAB)
+    cfg = sized_config(cfg, vocab_copy if checkpoint else vocab_dir or vocab_copy)
     if ddp.is_main and not checkpoint:
-        prepare_run(out, cfg, vocab_dir or os.path.join(out, VOCAB), resume)
+        prepare_run(out, cfg, vocab_dir or vocab_copy, resume)
     if ddp.world_size > 1:
         dist.barrier()
-    saved = read_config(os.path.join(out, CONFIG))  # vocabulary sizes filled in by prepare_run
-    cfg = dataclasses.replace(cfg, model=saved.model)
-    vocab_copy = os.path.join(out, VOCAB)
     vocab_id = verify_artifact(vocab_copy)["id"]
+    max_seq_len = int(read_manifest(cfg.data.data, expect_vocab_id=vocab_id)["options"]["max_seq_len"])
 
     torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank
     model = AmbertModel(cfg.model)
@@ -233,13 +373,22 @@ def train(
         if ddp.is_main and report:
             report({"init_from": init_from, **counts})
     model.to(ddp.device)
+    if model.nsp_head is None and model.sop_head is None:  # the pooler feeds only NSP/SOP: frozen, for DDP
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(parameter.requires_grad and ".pooler." not in name)
     optimizer = torch.optim.AdamW(
-        parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps
+        parameter_groups(model, cfg.optim.weight_decay),
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        eps=cfg.optim.eps,
+        fused=ddp.device.type == "cuda",
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim.warmup_steps, cfg.optim.max_steps))
+    precision = Precision.of(cfg.run.precision, ddp.device)
+    scaler = precision.scaler()
     step, position = 0, DataPosition()
     if checkpoint:
-        step, position = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        step, position = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler)
         if ddp.is_main:
             _trim_metrics(os.path.join(out, METRICS), step)
     else:
@@ -250,25 +399,31 @@ def train(
         trained = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[ddp.device.index] if ddp.device.type == "cuda" else None,
-            find_unused_parameters=not (cfg.model.nsp or cfg.model.sop) or cfg.model.objective == "perm",
-        )  # the pooler feeds only the NSP and SOP heads; perm leaves the MLM heads out
-    forward = torch.compile(trained) if cfg.run.compile else trained
-    use_bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and ddp.device.type == "cuda")
-    autocast = (lambda: torch.autocast(ddp.device.type, dtype=torch.bfloat16)) if use_bf16 else nullcontext
+            find_unused_parameters=cfg.model.objective == "perm",
+        )  # the forward computes only what the loss uses (no pooler without NSP/SOP), but perm leaves the MLM heads
+        # out
+    forward = torch.compile(trained, fullgraph=ddp.world_size == 1, dynamic=False) if cfg.run.compile else trained
 
     corruption = Corruption.from_config(vocab_copy, cfg)
+    shape = BatchShape.for_run(
+        cfg.data.batch_size,
+        max_seq_len,
+        cfg.model.variant,
+        cfg.data.pad_to,
+        cfg.data.packed_rows,
+        cfg.data.max_predictions,
+    )
     log = MetricsLog(out, ddp.is_main)
     last: dict = {}
-    window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0, "steps": 0}
-    totals = torch.zeros(8, device=ddp.device)  # sums: losses (fine, coarse, nsp, sop), correct/count fine, coarse
-    zero = torch.zeros((), device=ddp.device)
+    window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0}
+    stats = TrainStats(ddp.device)
 
     def loader_for(where: DataPosition) -> Iterator:
         return iter(
             pretraining_loader(
                 cfg.data.data,
                 expect_vocab_id=vocab_id,
-                collator=MaskingCollator(corruption, cfg.run.seed, where.epoch),
+                collator=MaskingCollator(corruption, cfg.run.seed, where.epoch, shape),
                 batch_size=cfg.data.batch_size,
                 num_workers=cfg.data.num_workers,
                 shuffle_buffer=cfg.data.shuffle_buffer,
@@ -281,88 +436,77 @@ def train(
                 skip_batches=where.batches,
                 read_retries=cfg.data.read_retries,
                 retry_backoff=cfg.data.retry_backoff,
+                drop_last=True,  # training batches keep one shape
             )
         )
 
     batches = loader_for(position) if step < cfg.optim.max_steps else iter(())
-    empty_epochs = 0
+    empty_epochs, stopping = 0, False
     trained.train()
-    while step < cfg.optim.max_steps:
-        waited = time.monotonic()
-        micro_batches = next_step_batches(batches, cfg.optim.grad_accum, ddp)
-        window["wait"] += time.monotonic() - waited
-        if micro_batches is None:  # the epoch is over on some rank: every rank starts the next one
-            empty_epochs = empty_epochs + 1 if position.batches == 0 else 0
-            if empty_epochs >= 2:
-                raise TrainError(
-                    f"{cfg.data.data} yields no full step of {cfg.optim.grad_accum} batch(es) per "
-                    f"rank for {ddp.world_size} rank(s): use fewer ranks or a larger shard set"
-                )
-            position = DataPosition(position.epoch + 1, 0)
-            batches = loader_for(position)
-            continue
-        if cfg.run.trace_keys:
-            with open(os.path.join(out, f"keys-rank-{ddp.rank:05d}.txt"), "a", encoding="utf-8") as trace:
-                trace.write(" ".join([str(step + 1)] + [key for batch in micro_batches for key in batch.keys]) + "\n")
-        optimizer.zero_grad(set_to_none=True)
-        for index, batch in enumerate(micro_batches):
-            window["tokens"] += int(batch.fine_mask.sum()) + int(batch.coarse_mask.sum())  # on the CPU: no sync
-            batch = batch.to(ddp.device, non_blocking=True)
-            sync = index == len(micro_batches) - 1 or ddp.world_size == 1
-            with nullcontext() if sync else trained.no_sync(), autocast():
-                output = forward(batch)
-                (output.loss / len(micro_batches)).backward()
-            totals += torch.stack(
-                [  # stays on the device: no synchronisation per step
-                    zero if value is None else value.detach().float()
-                    for value in (
-                        output.fine_loss,
-                        output.coarse_loss,
-                        output.nsp_loss,
-                        output.sop_loss,
-                        output.fine_correct,
-                        output.fine_count,
-                        output.coarse_correct,
-                        output.coarse_count,
+    with StopSignal() as stop:
+        while step < cfg.optim.max_steps:
+            waited = time.monotonic()
+            micro_batches, stopping = next_step_batches(batches, cfg.optim.grad_accum, ddp, stop)
+            window["wait"] += time.monotonic() - waited
+            if stopping:
+                break
+            if micro_batches is None:  # the epoch is over on some rank: every rank starts the next one
+                empty_epochs = empty_epochs + 1 if position.batches == 0 else 0
+                if empty_epochs >= 2:
+                    raise TrainError(
+                        f"{cfg.data.data} yields no full step of {cfg.optim.grad_accum} batch(es) of "
+                        f"{cfg.data.batch_size} per rank for {ddp.world_size} rank(s): use fewer ranks, a smaller "
+                        "data.batch_size or a larger shard set"
                     )
-                ]
+                position = DataPosition(position.epoch + 1, 0)
+                batches = loader_for(position)
+                continue
+            if cfg.run.trace_keys:
+                with open(os.path.join(out, f"keys-rank-{ddp.rank:05d}.txt"), "a", encoding="utf-8") as trace:
+                    keys = [key for batch in micro_batches for key in batch.keys]
+                    trace.write(" ".join([str(step + 1), *keys]) + "\n")
+            window["tokens"] += sum(int(b.fine_mask.sum()) + int(b.coarse_mask.sum()) for b in micro_batches)  # CPU
+            grad_norm = train_step(
+                forward,
+                trained,
+                micro_batches,
+                optimizer,
+                scheduler,
+                scaler,
+                precision,
+                cfg.optim.grad_clip,
+                stats,
+                ddp.device,
             )
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        position = DataPosition(position.epoch, position.batches + len(micro_batches))
-        window["steps"] += len(micro_batches)
+            step += 1
+            position = DataPosition(position.epoch, position.batches + len(micro_batches))
 
-        if step % cfg.run.log_every == 0 or step == cfg.optim.max_steps:
-            summed = totals.clone()
-            if ddp.world_size > 1:
-                dist.all_reduce(summed)
-            micro = window["steps"] * ddp.world_size
-            elapsed = max(time.monotonic() - window["started"], 1e-9)
-            last = {
-                "step": step,
-                "epoch": position.epoch,
-                "loss": summed[:4].sum().item() / micro,
-                "fine_loss": summed[0].item() / micro,
-                "coarse_loss": summed[1].item() / micro,
-                "nsp_loss": summed[2].item() / micro,
-                "sop_loss": summed[3].item() / micro,
-                "fine_acc": summed[4].item() / max(summed[5].item(), 1),
-                "coarse_acc": summed[6].item() / max(summed[7].item(), 1),
-                "lr": scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": window["tokens"] * ddp.world_size / elapsed,
-                "loader_wait": window["wait"] / elapsed,
-            }
-            log.write(last)
-            if ddp.is_main and report:
-                report(last)
-            totals.zero_()
-            window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0, "steps": 0}
-        if step % cfg.run.save_every == 0 and step < cfg.optim.max_steps:
-            save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last)
-    save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last)
+            if step % cfg.run.log_every == 0 or step == cfg.optim.max_steps:
+                elapsed = max(time.monotonic() - window["started"], 1e-9)
+                last = {
+                    "step": step,
+                    "epoch": position.epoch,
+                    **stats.read(ddp),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    "tokens_per_s": window["tokens"] * ddp.world_size / elapsed,
+                    "loader_wait": window["wait"] / elapsed,
+                }
+                log.write(last)
+                if ddp.is_main and report:
+                    report(last)
+                stats = TrainStats(ddp.device)
+                window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0}
+            if step % cfg.run.save_every == 0 and step < cfg.optim.max_steps:
+                save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last, scaler)
+    saved = save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last, scaler)
+    if stopping:
+        name = signal.Signals(stop.received).name if stop.received is not None else "a signal on another rank"
+        message = f"stopped by {name} after step {step}: checkpoint {saved}; continue with --out {out} --resume"
+        if ddp.is_main:
+            print(message, file=sys.stderr, flush=True)
+            if report:
+                report({"stopped": name, "at_step": step, "checkpoint": saved})
     log.close()
     return last
 

@@ -19,7 +19,7 @@ import torch
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 
 from trainer.data import pretraining_loader, rounds_before
-from trainer.masking import MaskingCollator
+from trainer.masking import BatchShape, MaskingCollator
 from trainer.masking_strategies import Corruption, UnitRules
 from vocab.shard_set import ShardSetError, read_manifest, shard_examples
 
@@ -42,7 +42,9 @@ def loader(
     return pretraining_loader(
         str(data),
         expect_vocab_id=vocab_id(artifact),
-        collator=MaskingCollator(Corruption(UnitRules.from_artifact(str(artifact))), 11, epoch),
+        collator=MaskingCollator(
+            Corruption(UnitRules.from_artifact(str(artifact))), 11, epoch, BatchShape.for_run(16, 64, "ambert")
+        ),
         batch_size=16,
         num_workers=num_workers,
         shuffle_buffer=shuffle_buffer,
@@ -338,3 +340,15 @@ def test_a_resume_seeks_to_its_position_and_reads_no_shard_before_it(trainer_dat
         read[fraction] = sum(CountingLocalFileSystem.bytes_read.values())
     assert read[0.9] <= 2 * largest and read[0.1] <= 2 * largest, (read, largest)
     assert len(list(data.glob("shard-*.tar"))) >= 6  # at 90%, reading from the start would open most of them
+
+
+def test_drop_last_yields_only_full_batches_and_skips_by_them(trainer_data):
+    """Training keeps one batch shape: with drop_last each worker's short last batch is dropped, and resuming
+    after k batches counts full batches only."""
+    data, artifact = trainer_data["en_shards"], trainer_data["en_vocab"]
+    full = list(loader(data, artifact, drop_last=True))
+    assert full and all(len(batch) == 16 for batch in full)
+    total = sum(shard["samples"] for shard in read_manifest(str(data), vocab_id(artifact))["shards"])
+    assert total - 2 * 16 < 16 * len(full) <= total  # at most one short batch per worker (2) left out
+    later = list(loader(data, artifact, drop_last=True, skip_batches=3))
+    assert [batch.keys for batch in later] == [batch.keys for batch in full[3:]]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainer.batch import IGNORE
-from trainer.masking import MaskingCollator, MaskingSpec, SpecialIds, example_rng
+from trainer.masking import BatchShape, MaskingCollator, MaskingSpec, SpecialIds, example_rng, google_max_predictions
 from trainer.masking_strategies import Corruption, UnitRules
 from vocab.aligned_codec import ShardExample, alignment_faults
 from vocab.artifact import read_vocab_lines
@@ -143,24 +143,61 @@ def test_same_seed_epoch_key_and_draw_give_the_same_masking_and_another_one_anot
     assert not np.array_equal(masked(7, 2, example.key, 1), masked(7, 2, example.key, 2))  # resampled redraws
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(aligned_examples(), min_size=1, max_size=6, unique_by=lambda ex: ex.key))
-def test_collator_pads_each_side_separately_and_is_picklable(examples):
-    collator = MaskingCollator(CORRUPTION, seed=3, epoch=1)
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(aligned_examples(), min_size=1, max_size=6, unique_by=lambda ex: ex.key),
+    st.sampled_from(["combo", "ambert"]),
+)
+def test_collator_gives_static_shapes_capped_budgets_and_is_picklable(examples, variant):
+    shape = BatchShape.for_run(rows=8, max_seq_len=256, variant=variant, max_predictions=12)
+    collator = MaskingCollator(CORRUPTION, seed=3, epoch=1, shape=shape)
     batch = collator(examples)
     assert batch.sop_labels is None
-    fine_len, coarse_len = max(len(ex.fine_ids) for ex in examples), max(len(ex.coarse_ids) for ex in examples)
-    assert batch.fine_ids.shape == batch.fine_type.shape == batch.fine_mask.shape == (len(examples), fine_len)
-    assert batch.coarse_ids.shape == batch.coarse_labels.shape == (len(examples), coarse_len)
-    assert batch.align.shape == (len(examples), coarse_len, 2) and batch.keys == [ex.key for ex in examples]
+    longest_fine, longest_coarse = (max(len(getattr(ex, f"{s}_ids")) for ex in examples) for s in ("fine", "coarse"))
+    if variant == "ambert":  # sides padded to max_seq_len, packed into rows of 256, as many as a bucket (of 1..16)
+        fine_len = coarse_len = 256
+        assert batch.packed_source.shape == batch.packed_segment.shape == batch.packed_position.shape
+        rows, row_len = batch.packed_source.shape
+        assert row_len == 256 and rows in shape.packed_rows and shape.packed_rows == tuple(range(1, 17))
+        assert batch.fine_packed_at.shape == (8, 256) and batch.coarse_packed_at.shape == (8, 256)
+        real = int(batch.fine_mask.sum() + batch.coarse_mask.sum())
+        assert int((batch.packed_segment >= 0).sum()) == real  # every real token placed once, filler rows too
+        flat_ids = torch.cat([batch.fine_ids.flatten(), batch.coarse_ids.flatten(), torch.tensor([-1])])
+        packed_ids = flat_ids[batch.packed_source]
+        assert torch.equal(packed_ids.flatten()[batch.fine_packed_at][batch.fine_mask], batch.fine_ids[batch.fine_mask])
+        assert torch.equal(
+            packed_ids.flatten()[batch.coarse_packed_at][batch.coarse_mask], batch.coarse_ids[batch.coarse_mask]
+        )
+        assert (packed_ids[batch.packed_segment < 0] == -1).all()
+    else:
+        fine_len, coarse_len = (-(-longest // 32) * 32 for longest in (longest_fine, longest_coarse))
+        assert batch.packed_source is None
+    assert batch.fine_ids.shape == batch.fine_type.shape == batch.fine_mask.shape == (8, fine_len)
+    assert batch.coarse_ids.shape == batch.coarse_labels.shape == (8, coarse_len)
+    assert batch.align.shape == (8, coarse_len, 2) and batch.keys == [ex.key for ex in examples]
     assert batch.fine_ids.dtype == batch.align.dtype == batch.nsp_labels.dtype == torch.long
     assert batch.fine_mask.dtype == torch.bool
+    capped = [0, 0]
     for row, ex in enumerate(examples):
         f, c = len(ex.fine_ids), len(ex.coarse_ids)
         fine_in, fine_labels, coarse_in, coarse_labels = CORRUPTION(ex, example_rng(3, 1, ex.key))[1]
-        assert batch.fine_ids[row, :f].tolist() == fine_in.tolist()
-        assert batch.coarse_labels[row, :c].tolist() == coarse_labels.tolist()
-        assert batch.fine_labels[row, :f].tolist() == fine_labels.tolist()
+        for index, (side, inputs, labels, original, length) in enumerate(
+            [("fine", fine_in, fine_labels, ex.fine_ids, f), ("coarse", coarse_in, coarse_labels, ex.coarse_ids, c)]
+        ):
+            positions = np.flatnonzero(labels != IGNORE)
+            kept, over = positions[:12], positions[12:]  # the budget keeps the first 12, the rest are unmasked
+            capped[index] += len(over)
+            inputs[over], labels[over] = np.asarray(original)[over], IGNORE
+            assert getattr(batch, f"{side}_ids")[row, :length].tolist() == inputs.tolist()
+            assert getattr(batch, f"{side}_labels")[row, :length].tolist() == labels.tolist()
+            index_, targets, weight = (
+                getattr(batch, f"{side}_mlm_{part}")[row] for part in ("index", "labels", "weight")
+            )
+            assert index_.shape == targets.shape == weight.shape == (12,)
+            assert index_[: len(kept)].tolist() == kept.tolist() and (index_[len(kept) :] == 0).all()
+            assert targets[: len(kept)].tolist() == np.asarray(original)[kept].tolist()
+            assert (targets[len(kept) :] == IGNORE).all()
+            assert weight.tolist() == [1.0] * len(kept) + [0.0] * (12 - len(kept))
         assert batch.coarse_type[row, :c].tolist() == ex.coarse_type.tolist()
         assert batch.align[row, :c].tolist() == ex.align.tolist()
         assert batch.fine_mask[row].tolist() == [True] * f + [False] * (fine_len - f)
@@ -170,15 +207,32 @@ def test_collator_pads_each_side_separately_and_is_picklable(examples):
         assert (batch.fine_labels[row, f:] == IGNORE).all() and (batch.coarse_labels[row, c:] == IGNORE).all()
         assert (batch.align[row, c:] == 0).all()
         assert batch.nsp_labels[row] == (ex.nsp_label if ex.nsp_label >= 0 else IGNORE)
+    assert batch.capped.tolist() == capped
+    filler = slice(len(examples), 8)  # rows without an example: one [PAD], nothing predicted
+    assert (batch.fine_mask[filler].sum(1) == 1).all() and (batch.coarse_mask[filler].sum(1) == 1).all()
+    assert (batch.fine_mlm_weight[filler] == 0).all() and (batch.nsp_labels[filler] == IGNORE).all()
     again = pickle.loads(pickle.dumps(collator))(examples)
-    assert torch.equal(again.fine_ids, batch.fine_ids) and torch.equal(again.coarse_ids, batch.coarse_ids)
+    assert torch.equal(again.fine_ids, batch.fine_ids) and torch.equal(again.coarse_mlm_index, batch.coarse_mlm_index)
+
+
+def test_google_budget_default_and_buckets_that_do_not_fit_are_refused():
+    assert [google_max_predictions(n) for n in (128, 512)] == [20, 80]
+    shape = BatchShape.for_run(rows=4, max_seq_len=128, variant="ambert")
+    assert shape.max_predictions == 20 and shape.lengths == tuple(range(16, 129, 16)) and shape.row_len == 128
+    assert shape.packed_rows == tuple(range(1, 9)) and BatchShape.for_run(64, 128, "ambert").packed_rows[:2] == (4, 8)
+    assert BatchShape.for_run(4, 128, "hybrid").row_len == 256
+    assert BatchShape.for_run(4, 128, "bert-fine", pad_to=(128, 64)).lengths == (64, 128)
+    with pytest.raises(ValueError, match=r"data\.pad_to \[64\] has no value of 128"):
+        BatchShape.for_run(4, 128, "combo", pad_to=(64,))
+    with pytest.raises(ValueError, match=r"data\.packed_rows \[4\] has no value of 8"):
+        BatchShape.for_run(4, 128, "ambert", packed_rows=(4,))
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(aligned_examples(min_tokens=2, max_pads=0), min_size=1, max_size=6, unique_by=lambda ex: ex.key))
 def test_collator_with_sop_labels_each_example_and_swaps_only_actual_next_pairs(examples):
     corruption = Corruption(CORRUPTION.rules, sop=True)
-    batch = MaskingCollator(corruption, seed=4, epoch=0)(examples)
+    batch = MaskingCollator(corruption, seed=4, epoch=0, shape=BatchShape.for_run(8, 256, "ambert"))(examples)
     for row, ex in enumerate(examples):
         read, _, label = corruption(ex, example_rng(4, 0, ex.key))
         assert int(batch.sop_labels[row]) == label

@@ -84,7 +84,7 @@ def test_every_strategy_and_objective_trains(similar_data, tmp_path, masking, ob
 def test_pointer_head_fits_a_batch(similar_data):
     """PERT's objective on one collated batch of real shards: the pointer loss of a tiny model falls by half."""
     from trainer.data import pretraining_loader
-    from trainer.masking import MaskingCollator
+    from trainer.masking import BatchShape, MaskingCollator
     from trainer.masking_strategies import Corruption
     from trainer.model import AmbertModel
     from vocab.artifact import read_artifact
@@ -97,7 +97,7 @@ def test_pointer_head_fits_a_batch(similar_data):
             pretraining_loader(
                 str(similar_data["shards"]),
                 expect_vocab_id=artifact["id"],
-                collator=MaskingCollator(corruption, 1, 0),
+                collator=MaskingCollator(corruption, 1, 0, BatchShape.for_run(8, 64, "bert-fine")),
                 batch_size=8,
                 num_workers=0,
                 shuffle_buffer=10,

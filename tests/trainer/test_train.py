@@ -94,7 +94,7 @@ def test_tiny_run_learns_and_writes_everything(trainer_data, tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr  # a run is never overwritten
 
 
-def test_resume_after_kill_9_reproduces_the_losses(trainer_data, tmp_path):
+def test_resume_after_kill_9_or_sigterm_reproduces_the_losses(trainer_data, tmp_path):
     data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
     common = ["optim.max_steps=36", "run.save_every=8", "data.num_workers=2", "model.nsp=true"]
     straight = tmp_path / "straight"
@@ -125,6 +125,30 @@ def test_resume_after_kill_9_reproduces_the_losses(trainer_data, tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert losses(killed) == losses(straight)  # exactly, step by step
+
+    # SIGTERM (preemption): the step finishes, a checkpoint is written, exit 0; resume is identical again.
+    signalled = tmp_path / "signalled"
+    command[command.index(str(killed))] = str(signalled)
+    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while not (signalled / "metrics.jsonl").exists() or len(losses(signalled)) < 10:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no 10 logged steps in time"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert "stopped by SIGTERM after step" in stderr and "--resume" in stderr
+    stopped_at = max(losses(signalled))
+    assert 10 <= stopped_at < 36 and (signalled / "checkpoints" / f"step-{stopped_at:08d}").exists()
+    with open(signalled / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"step": 99, "loss": 1.')  # a line torn by a kill mid-write
+    resume = [AMBERT, "train", "--out", str(signalled), "--resume"]
+    refused = subprocess.run([*resume, "run.seed=7"], capture_output=True, text=True, env=ENV, check=False)
+    assert refused.returncode == 2 and "run.seed" in refused.stderr, refused.stderr
+    again = subprocess.run(resume, capture_output=True, text=True, timeout=240, env=ENV, check=False)
+    assert again.returncode == 0, again.stderr
+    assert losses(signalled) == losses(straight)
 
 
 def test_two_rank_torchrun_sees_disjoint_data_and_uneven_ranks_never_hang(trainer_data, tmp_path):
@@ -244,3 +268,38 @@ def test_init_from_minilm_then_export_reproduces_the_checkpoint(trainer_data, tm
     real = inputs["attention_mask"].bool()
     assert torch.allclose(original.last_hidden_state[real], ours.last_hidden_state[real], atol=1e-5)
     assert torch.allclose(original.pooler_output, ours.pooler_output, atol=1e-5)
+
+
+def test_compiled_run_matches_eager_and_prints_no_graph_break(trainer_data, tmp_path):
+    """run.compile=true end to end (inductor on CPU, one batch shape: data.packed_rows=[16]); no dropout, so the
+    compiled and eager losses differ by float rounding only. TORCH_LOGS=graph_breaks would print any break."""
+    common = ["optim.max_steps=4", "model.dropout=0", "model.attention_dropout=0", "data.packed_rows=[16]"]
+    runs = {}
+    for compiled in ("false", "true"):
+        run = tmp_path / f"compile-{compiled}"
+        result = subprocess.run(
+            [
+                AMBERT,
+                "train",
+                "--data",
+                str(trainer_data["zh_shards"]),
+                "--vocab",
+                str(trainer_data["zh_vocab"]),
+                "--out",
+                str(run),
+                *TINY,
+                *common,
+                f"run.compile={compiled}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**ENV, "TORCH_LOGS": "graph_breaks"},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Graph break" not in result.stderr, result.stderr
+        runs[compiled] = losses(run)
+    assert sorted(runs["true"]) == [1, 2, 3, 4]
+    for step, loss in runs["false"].items():
+        assert abs(runs["true"][step] - loss) < 1e-3 * loss, (step, runs)
