@@ -56,7 +56,7 @@ def verify(directory: Annotated[str, typer.Argument(help="A shard set directory.
         fail(str(error))
     if faults:
         for fault in faults:
-            console.print(f"[bold red]fault:[/] {escape(fault)}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]fault:[/] {escape(str(fault))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     console.print(f"ok: {checked:,} samples checked in {directory}")
 

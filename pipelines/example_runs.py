@@ -31,7 +31,8 @@ from pipelines.files import move_local_file, open_to_read, read_bytes, write_ato
 KEY_BYTES = 32  # example keys are 32 hex digits, 128 bits (pipelines/pretraining_examples.example_key)
 KEY_SPACE = 1 << 128
 INDEX_EVERY = 64
-CHUNK_BYTES = 1 << 20  # one ranged read of a run brings this much
+CHUNK_BYTES = 1 << 20  # one ranged read of a run brings at most this much
+MERGE_BUFFER_BYTES = 256 << 20  # a merged read of many runs holds at most about this much (≥ 64 KiB per run)
 _HEADER = struct.Struct(f"<{KEY_BYTES}sI")
 
 
@@ -52,16 +53,16 @@ def key_range(shard: int, shards: int) -> tuple[int, int]:
     return shard * KEY_SPACE // shards, (shard + 1) * KEY_SPACE // shards
 
 
-def _records(handle, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+def _records(handle, limit: int | None = None, piece_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, bytes]]:
     """(key bytes, data) records from a binary file object positioned at a record boundary, read in
-    CHUNK_BYTES pieces; stops at the end (or after `limit` bytes)."""
+    `piece_bytes` pieces; stops at the end (or after `limit` bytes)."""
     buffer, position, left = b"", 0, limit
     while True:
         need = _HEADER.size
         if len(buffer) - position >= _HEADER.size:
             need += _HEADER.unpack_from(buffer, position)[1]
         if len(buffer) - position < need:
-            want = CHUNK_BYTES if left is None else min(CHUNK_BYTES, left)
+            want = piece_bytes if left is None else min(piece_bytes, left)
             chunk = handle.read(want) if want > 0 else b""
             if not chunk:
                 if position < len(buffer):
@@ -153,9 +154,11 @@ def read_index(record: RunRecord) -> np.ndarray:
     return np.frombuffer(read_bytes(f"{record.path}.idx"), dtype=np.uint64).reshape(-1, 2)
 
 
-def read_key_range(record: RunRecord, index: np.ndarray, lo: int, hi: int) -> Iterator[tuple[str, bytes]]:
+def read_key_range(
+    record: RunRecord, index: np.ndarray, lo: int, hi: int, chunk: int = CHUNK_BYTES
+) -> Iterator[tuple[str, bytes]]:
     """The run's (key, data) pairs with lo ≤ int(key, 16) < hi, in key order: one open, then reads of
-    CHUNK_BYTES from the last indexed record before lo up to the first indexed record at or past hi."""
+    `chunk` bytes from the last indexed record before lo up to the first indexed record at or past hi."""
     keys = index[:, 0]
     first = int(np.searchsorted(keys, np.uint64(lo >> 64), side="left"))  # indexed keys before it are < lo
     start = int(index[first - 1, 1]) if first else 0
@@ -163,7 +166,7 @@ def read_key_range(record: RunRecord, index: np.ndarray, lo: int, hi: int) -> It
     limit = int(index[past, 1]) - start if past < len(index) and hi < KEY_SPACE else None
     with open_to_read(record.path) as handle:
         handle.seek(start)
-        for key_bytes, data in _records(handle, limit):
+        for key_bytes, data in _records(handle, limit, chunk):
             value = int(key_bytes, 16)
             if value >= hi:
                 return
@@ -173,10 +176,12 @@ def read_key_range(record: RunRecord, index: np.ndarray, lo: int, hi: int) -> It
 
 def merged_key_range(records: list[RunRecord], indexes: list[np.ndarray], lo: int, hi: int):
     """Every run's (key, data) pairs with lo ≤ int(key, 16) < hi, merged in key order; DuplicateKeyError
-    names a key two runs share."""
+    names a key two runs share. Memory: one read buffer per run, MERGE_BUFFER_BYTES in all (many small runs,
+    such as one per small compressed file, get smaller reads)."""
+    chunk = max(64 << 10, min(CHUNK_BYTES, MERGE_BUFFER_BYTES // max(len(records), 1)))
     previous = None
     for key, data in heapq.merge(
-        *(read_key_range(record, index, lo, hi) for record, index in zip(records, indexes, strict=True))
+        *(read_key_range(record, index, lo, hi, chunk) for record, index in zip(records, indexes, strict=True))
     ):
         if key == previous:
             raise DuplicateKeyError(f"two examples with key {key} (a corpus file given twice?)")
