@@ -195,18 +195,28 @@ def heldout_loss(run: str, shards: str, max_batches: int = 50) -> dict:
 
     from trainer.checkpoint import load_run_model
     from trainer.config import read_config
-    from trainer.data import pretraining_loader
-    from trainer.masking import MaskingCollator
+    from trainer.data import pretraining_loader, read_manifest
+    from trainer.masking import BatchShape, MaskingCollator
     from trainer.masking_strategies import Corruption
     from vocab.artifact import verify_artifact
 
     model, run_dir, _ = load_run_model(run)
     cfg = read_config(os.path.join(run_dir, "config.json"))
     vocab = os.path.join(run_dir, "vocab")
+    vocab_id = verify_artifact(vocab)["id"]
+    max_seq_len = int(read_manifest(shards, expect_vocab_id=vocab_id)["options"]["max_seq_len"])
+    shape = BatchShape.for_run(
+        cfg.data.batch_size,
+        max_seq_len,
+        cfg.model.variant,
+        cfg.data.pad_to,
+        cfg.data.packed_rows,
+        cfg.data.max_predictions,
+    )
     loader = pretraining_loader(
         shards,
-        expect_vocab_id=verify_artifact(vocab)["id"],
-        collator=MaskingCollator(Corruption.from_config(vocab, cfg), 0, 0),
+        expect_vocab_id=vocab_id,
+        collator=MaskingCollator(Corruption.from_config(vocab, cfg), 0, 0, shape),
         batch_size=cfg.data.batch_size,
         num_workers=0,
         shuffle_buffer=1,
