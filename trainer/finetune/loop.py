@@ -88,6 +88,21 @@ def heads_of(variant: str) -> tuple[str, ...]:
     return ("coarse",) if variant == "bert-coarse" else ("fine",)  # hybrid: its first [CLS] is the fine one
 
 
+def encoder_sides(heads: tuple[str, ...]) -> tuple[str, ...]:
+    """The encoder sides that `heads` read (concat reads both; hybrid's encode reads both whatever it is asked)."""
+    return tuple(side for side in ("fine", "coarse") if side in heads or "concat" in heads)
+
+
+def linear_heads(heads: tuple[str, ...], hidden: int, outputs: int, model_config: ModelConfig) -> nn.ModuleDict:
+    """One nn.Linear per head (concat: 2 x hidden inputs) to `outputs`, initialised as BERT's: N(0, initializer_range)
+    weights, zero biases."""
+    layers = nn.ModuleDict({head: nn.Linear(2 * hidden if head == "concat" else hidden, outputs) for head in heads})
+    for layer in layers.values():
+        nn.init.normal_(layer.weight, std=model_config.initializer_range)
+        nn.init.zeros_(layer.bias)
+    return layers
+
+
 class SequenceClassifier(nn.Module):
     """A pre-trained encoder plus linear classifiers on the pooled [CLS] representations (as BERT does)."""
 
@@ -97,21 +112,12 @@ class SequenceClassifier(nn.Module):
         self.variant = model_config.variant
         self.heads = heads_of(self.variant)
         self.num_outputs = num_labels
-        hidden = model_config.hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.classifiers = nn.ModuleDict(
-            {head: nn.Linear(2 * hidden if head == "concat" else hidden, num_labels) for head in self.heads}
-        )
-        for layer in self.classifiers.values():
-            nn.init.normal_(layer.weight, std=model_config.initializer_range)
-            nn.init.zeros_(layer.bias)
+        self.classifiers = linear_heads(self.heads, model_config.hidden_size, num_labels, model_config)
 
     def forward(self, batch: MaskedBatch, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """{head: logits (B, num_labels)}; `heads=("fine",)` runs the fine encoder only (AMBERT-Single)."""
         heads = heads or self.heads
-        sides = tuple(side for side in ("fine", "coarse") if side in heads or "concat" in heads)
-        if self.variant == "hybrid":
-            sides = ("fine", "coarse")  # one encoder over both sequences
         encoded = self.encoder.encode(
             batch.fine_ids,
             batch.fine_type,
@@ -119,7 +125,7 @@ class SequenceClassifier(nn.Module):
             batch.coarse_ids,
             batch.coarse_type,
             batch.coarse_mask,
-            sides=sides,
+            sides=encoder_sides(heads),
         )
         pooled = {"fine": encoded.fine_pooled, "coarse": encoded.coarse_pooled}
         if "concat" in heads:

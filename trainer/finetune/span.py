@@ -25,9 +25,7 @@ from torch import nn
 
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
-from trainer.finetune.loop import TWO_SIDED, autocast, config_record, fit
-
-WIDTH = {"fine": 1, "coarse": 1, "concat": 2}
+from trainer.finetune.loop import TWO_SIDED, autocast, config_record, encoder_sides, fit, linear_heads
 
 
 def span_heads(variant: str) -> tuple[str, ...]:
@@ -50,16 +48,11 @@ class SpanExtractor(nn.Module):
         self.encoder = encoder
         self.variant = model_config.variant
         self.heads = span_heads(self.variant)
-        hidden = model_config.hidden_size
-        self.qa_outputs = nn.ModuleDict({head: nn.Linear(WIDTH[head] * hidden, 2) for head in self.heads})
-        for layer in self.qa_outputs.values():
-            nn.init.normal_(layer.weight, std=model_config.initializer_range)
-            nn.init.zeros_(layer.bias)
+        self.qa_outputs = linear_heads(self.heads, model_config.hidden_size, 2, model_config)
 
     def forward(self, batch: MaskedBatch, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
         """{head: (B, Lf, 2) start/end logits}; padding positions get -1e4. heads=("fine",) runs the fine side only."""
         heads = heads or self.heads
-        sides = tuple(side for side in ("fine", "coarse") if side in heads or "concat" in heads)
         enc = self.encoder.encode(
             batch.fine_ids,
             batch.fine_type,
@@ -67,7 +60,7 @@ class SpanExtractor(nn.Module):
             batch.coarse_ids,
             batch.coarse_type,
             batch.coarse_mask,
-            sides=sides,
+            sides=encoder_sides(heads),
         )
         states = {}
         if enc.fine_hidden is not None:
