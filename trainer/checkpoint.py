@@ -2,11 +2,14 @@
 
     RUN/checkpoints/step-00000100/  model.safetensors   weights (safetensors; tied weights stored once)
                                     optimizer.pt        optimizer, scheduler, fp16 loss scaler (rank 0)
-                                    rank-00000.pt       that rank's RNG states and data position
+                                    rank-00000.pt       that rank's RNG states
                                     state.json          step, world size, data position (readable)
     save_checkpoint(...) from every rank; latest_checkpoint(run) / load_checkpoint(...) to resume.
 A checkpoint directory is written under a temporary name and renamed when complete, so a killed run
 leaves either the previous checkpoint or the new one, never half of one. torch.load uses weights_only=True.
+The data position does not tie a run to its world size: resumed on another number of ranks or loader workers,
+the epoch goes on with the samples it has left (DataPosition.on, trainer.data.Segment); ranks without a saved
+RNG state (more ranks than before) seed theirs from (run seed, step, rank).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_model, save_model
+
+from trainer.data import Segment
 
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -31,10 +36,45 @@ class CheckpointError(RuntimeError):
 
 @dataclass(frozen=True)
 class DataPosition:
-    """Where the loader stands: `batches` batches of `epoch` already consumed (the same on every rank)."""
+    """Where the loader stands in `epoch`: the current segment's layout and the batches each rank has taken in it
+    (`layout.batches`), after the epoch's earlier segments read with other layouts (`history`)."""
 
     epoch: int = 0
-    batches: int = 0
+    layout: Segment = field(default_factory=lambda: Segment(1, 1, 1))
+    history: tuple[Segment, ...] = ()
+
+    @property
+    def batches(self) -> int:
+        return self.layout.batches
+
+    def after(self, batches: int) -> DataPosition:
+        return replace(self, layout=replace(self.layout, batches=self.layout.batches + batches))
+
+    def next_epoch(self) -> DataPosition:
+        return DataPosition(self.epoch + 1, replace(self.layout, batches=0))
+
+    def on(self, layout: Segment) -> DataPosition:
+        """This position for a run with `layout` (its batches ignored): the same when the layout is unchanged, else
+        the current segment is closed and a new one starts with what the epoch has left."""
+        if self.layout.same_layout(layout):
+            return self
+        history = self.history + ((self.layout,) if self.layout.batches else ())
+        return DataPosition(self.epoch, replace(layout, batches=0), history)
+
+    def to_json(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "layout": vars(self.layout),
+            "history": [vars(segment) for segment in self.history],
+        }
+
+    @classmethod
+    def from_json(cls, state: dict) -> DataPosition:
+        return cls(
+            int(state["epoch"]),
+            Segment(**state["layout"]),
+            tuple(Segment(**segment) for segment in state.get("history", ())),
+        )
 
 
 def step_dir_name(step: int) -> str:
@@ -88,7 +128,7 @@ def save_checkpoint(
         os.makedirs(staging)
     _barrier()
     torch.save(
-        {"rng": _rng_state(), "position": [position.epoch, position.batches]},
+        {"rng": _rng_state()},
         os.path.join(staging, f"rank-{rank:05d}.pt"),
     )
     if rank == 0:
@@ -103,7 +143,7 @@ def save_checkpoint(
         )
     _barrier()
     if rank == 0:
-        state = {"step": step, "world_size": world, "epoch": position.epoch, "batches": position.batches}
+        state = {"step": step, "world_size": world, "position": position.to_json()}
         with open(os.path.join(staging, "state.json"), "w", encoding="utf-8") as handle:
             json.dump(state, handle, indent=2)
         if os.path.exists(final):  # the same step saved before (a rerun): replace it whole
@@ -148,12 +188,11 @@ def load_checkpoint(
 ) -> tuple[int, DataPosition]:
     """Restore model, optimizer, scheduler, loss scaler and this rank's RNG; returns (step, data position)."""
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
     state = read_state(checkpoint)
-    if state["world_size"] != world:
+    if "position" not in state:
         raise CheckpointError(
-            f"{checkpoint} was written by {state['world_size']} ranks, this run has {world}: "
-            f"resume with --nproc {state['world_size']} (the data position depends on it)"
+            f"{checkpoint} was written before data positions were independent of the world size; resume it with "
+            "the version that wrote it, or start a new run"
         )
     load_weights(checkpoint, model)
     shared = torch.load(os.path.join(checkpoint, "optimizer.pt"), map_location="cpu", weights_only=True)
@@ -161,12 +200,15 @@ def load_checkpoint(
     scheduler.load_state_dict(shared["scheduler"])
     if scaler is not None and shared.get("scaler"):
         scaler.load_state_dict(shared["scaler"])
-    own = torch.load(os.path.join(checkpoint, f"rank-{rank:05d}.pt"), map_location="cpu", weights_only=True)
-    torch.set_rng_state(own["rng"]["torch"])
-    if "cuda" in own["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(own["rng"]["cuda"])
-    epoch, batches = own["position"]
-    return int(state["step"]), DataPosition(int(epoch), int(batches))
+    own_path = os.path.join(checkpoint, f"rank-{rank:05d}.pt")
+    if os.path.exists(own_path):
+        own = torch.load(own_path, map_location="cpu", weights_only=True)
+        torch.set_rng_state(own["rng"]["torch"])
+        if "cuda" in own["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(own["rng"]["cuda"])
+    else:  # a rank the saving run did not have
+        torch.manual_seed(int(state["step"]) * 1_000_003 + rank)
+    return int(state["step"]), DataPosition.from_json(state["position"])
 
 
 def locate_run(path: str) -> tuple[str, str]:

@@ -6,9 +6,11 @@
                                 rank=rank, world_size=world_size, skip_batches=batches_already_done)
     for batch in loader: ...        # MaskedBatch; loader.corrupt_shards names the shards skipped so far
 
-Each (rank, DataLoader worker) slot reads its own shards, chosen explicitly; shard order, shuffling (within blocks of
-shuffle_buffer samples) and masking derive from (seed, epoch, rank, worker, sample key) only, so the same arguments
-give the same batches, and a resume seeks to its position instead of reading the samples before it.
+The epoch's order of samples depends on (seed, epoch, shuffle_buffer) and the manifest only: whole shards in a seeded
+order, each shuffled within aligned blocks of shuffle_buffer members. It is cut into equal stretches, one per (rank,
+DataLoader worker) slot, so every rank gets the same number of samples (±1); masking derives from (seed, epoch,
+sample key). A resume seeks to its position instead of reading the samples before it, and a resume on another number
+of ranks or workers (history=the epoch's earlier Segments) goes on with what the epoch has left, each sample once.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import os
 import random
 import tarfile
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -48,6 +49,41 @@ class Shard:
     samples: int  # as the manifest says
 
 
+@dataclass(frozen=True)
+class Span:
+    """Samples [lo, hi) of shard number `shard` in its epoch order: the shard's members shuffled within aligned
+    blocks of shuffle_buffer (block b holds members [b·buffer, (b+1)·buffer), permuted by a seed of the shard's
+    name and b), so any span is read from the blocks it overlaps only."""
+
+    shard: int
+    lo: int
+    hi: int
+    draw: int = 0  # resampled: the examples' draw number (a sample drawn again is masked anew)
+
+    @property
+    def size(self) -> int:
+        return self.hi - self.lo
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of an epoch read with one layout: world_size ranks × workers loader workers (num_workers=0 counts
+    as 1), batches of batch_size, and `batches` batches taken by each rank. A resume on another layout closes the
+    current segment; the next one deals what the epoch has left to the new slots."""
+
+    world_size: int
+    workers: int
+    batch_size: int
+    batches: int = 0
+
+    @property
+    def slots(self) -> int:
+        return self.world_size * self.workers
+
+    def same_layout(self, other: Segment) -> bool:
+        return (self.world_size, self.workers, self.batch_size) == (other.world_size, other.workers, other.batch_size)
+
+
 def rounds_before(skip: int, counts: list[float]) -> tuple[list[int], int]:
     """Where the `skip`-th batch of a DataLoader falls: it takes the next batch of each worker in turn (from worker 0)
     and leaves out a worker once that one runs dry; counts[w]: worker w's batches (inf: endless). Returns each
@@ -64,12 +100,80 @@ def rounds_before(skip: int, counts: list[float]) -> tuple[list[int], int]:
     return taken, skip
 
 
+def batches_taken(skip: int, counts: list[float]) -> list[int]:
+    """Each worker's batches among the first `skip` a DataLoader yields (rounds_before, the partial round included:
+    it goes to the first workers still active)."""
+    taken, rest = rounds_before(skip, counts)
+    for worker in [w for w, count in enumerate(counts) if taken[w] < count][:rest]:
+        taken[worker] += 1
+    return taken
+
+
+def epoch_spans(shards: list[Shard], seed: int, epoch: int) -> list[Span]:
+    """The epoch's work, whole shards in an order from (seed, epoch): the same on any number of ranks and workers."""
+    order = np.random.default_rng(stable_seed("shards", seed, epoch)).permutation(len(shards))
+    return [Span(int(index), 0, shards[index].samples) for index in order]
+
+
+def deal(spans: list[Span], slots: int) -> list[list[Span]]:
+    """Cut the work into `slots` consecutive stretches of equal size (±1 sample): slot s reads the s-th."""
+    total = sum(span.size for span in spans)
+    bounds = [slot * total // slots for slot in range(slots + 1)]
+    dealt: list[list[Span]] = [[] for _ in range(slots)]
+    start, slot = 0, 0  # start: the work's index of the current span's first sample
+    for span in spans:
+        lo = span.lo
+        while lo < span.hi:
+            while bounds[slot + 1] <= start + (lo - span.lo):
+                slot += 1
+            hi = min(span.hi, span.lo + bounds[slot + 1] - start)
+            dealt[slot].append(Span(span.shard, lo, hi))
+            lo = hi
+        start += span.size
+    return dealt
+
+
+def without_first(spans, count: int) -> Iterator[Span]:
+    """`spans` less their first `count` samples (spans may be endless)."""
+    for span in spans:
+        if count >= span.size:
+            count -= span.size
+            continue
+        yield replace(span, lo=span.lo + count)
+        count = 0
+
+
+def epoch_work(shards: list[Shard], seed: int, epoch: int, history: tuple[Segment, ...], drop_last: bool) -> list[Span]:
+    """What the epoch has left after the segments of `history`: each segment dealt the work left before it to its
+    slots (deal), and each slot consumed its batches' samples (batches_taken over each rank's workers); what the
+    slots left, in slot order, is the next segment's work. A function of the manifest and the history only."""
+    work = epoch_spans(shards, seed, epoch)
+    for segment in history:
+        dealt = deal(work, segment.slots)
+        work = []
+        for rank in range(segment.world_size):
+            counts = [
+                batch_count(sum(span.size for span in dealt[worker * segment.world_size + rank]), segment, drop_last)
+                for worker in range(segment.workers)
+            ]
+            for worker, taken in enumerate(batches_taken(segment.batches, counts)):
+                slot = worker * segment.world_size + rank
+                dealt[slot] = list(without_first(dealt[slot], taken * segment.batch_size))
+        work = [span for slot in dealt for span in slot]
+    return work
+
+
+def batch_count(samples: int, segment: Segment, drop_last: bool) -> int:
+    return (samples // segment.batch_size) if drop_last else -(-samples // segment.batch_size)
+
+
 class ShardStream(IterableDataset):
     """One rank's batches, as (MaskedBatch | None, ((shard name, problem), ...)): each DataLoader worker reads its
-    slot's shards, checks, shuffles, skips, batches and masks; corrupt-shard reports ride on the next batch.
+    slot's spans, checks, skips, batches and masks; corrupt-shard reports ride on the next batch.
 
-    Slots interleave ranks, slot = worker × world_size + rank, so shard i % slots = slot goes to rank i % world_size:
-    ranks differ by one shard at most, workers of a rank too."""
+    The epoch's work (epoch_work: whole shards in a seeded order, less what earlier segments consumed) is cut into
+    world_size × workers stretches of equal size, slot = worker × world_size + rank reading the slot-th: every
+    rank and worker gets the same number of samples (±1), whatever the shard sizes."""
 
     def __init__(
         self,
@@ -88,6 +192,7 @@ class ShardStream(IterableDataset):
         resampled: bool,
         strict: bool,
         skip_batches: int,
+        history: tuple[Segment, ...] = (),
         read_retries: int = 5,
         retry_backoff: float = 1.0,
         drop_last: bool = False,
@@ -96,43 +201,37 @@ class ShardStream(IterableDataset):
         self.batch_size, self.shuffle_buffer, self.seed, self.epoch = batch_size, shuffle_buffer, seed, epoch
         self.rank, self.world_size, self.resampled, self.strict = rank, world_size, resampled, strict
         self.read_retries, self.retry_backoff = read_retries, retry_backoff
-        self.drop_last = drop_last
+        self.drop_last, self.history = drop_last, history
         self.workers = max(num_workers, 1)  # num_workers=0: the main process is this rank's only worker
         self.slots = world_size * self.workers
-        self.split_samples = not resampled and len(shards) < self.slots
-        counts = [
-            math.inf if resampled else (math.floor if drop_last else math.ceil)(self.samples_of(w) / batch_size)
-            for w in range(self.workers)
-        ]
+        layout = Segment(world_size, self.workers, batch_size)
+        if resampled:
+            self.spans = [[] for _ in range(self.workers)]
+            counts = [math.inf] * self.workers
+        else:
+            dealt = deal(epoch_work(shards, seed, epoch, history, drop_last), self.slots)
+            self.spans = [dealt[self.slot(worker)] for worker in range(self.workers)]
+            counts = [batch_count(sum(s.size for s in spans), layout, drop_last) for spans in self.spans]
         rounds, self.discard = rounds_before(skip_batches, counts)  # the workers skip whole rounds of batches,
         self.skip_samples = [batch_size * taken for taken in rounds]  # the loader discards the rest (< 1 round)
 
     def slot(self, worker: int) -> int:
         return worker * self.world_size + self.rank
 
-    def epoch_order(self) -> list[Shard]:
-        """All shards in this epoch's order: a permutation from (seed, epoch), the same on every rank."""
-        order = np.random.default_rng(stable_seed("shards", self.seed, self.epoch)).permutation(len(self.shards))
-        return [self.shards[i] for i in order]
-
-    def samples_of(self, worker: int) -> int:
-        """Samples this rank's `worker` reads in an epoch, by the manifest's counts."""
-        if self.split_samples:
-            return len(range(self.slot(worker), sum(shard.samples for shard in self.shards), self.slots))
-        return sum(shard.samples for shard in self.epoch_order()[self.slot(worker) :: self.slots])
-
-    def shards_of(self, worker: int) -> Iterator[tuple[Shard, int]]:
-        """(shard, epoch index of its first sample) for this worker: shard i of the epoch order goes to slot
-        i % slots; with fewer shards than slots, every slot reads all; resampled: endless draws with replacement."""
-        if self.resampled:
-            rng = np.random.default_rng(stable_seed("resample", self.seed, self.epoch, self.rank, worker))
-            while True:
-                yield self.shards[int(rng.integers(len(self.shards)))], 0
-        order = self.epoch_order()
-        if self.split_samples:
-            yield from zip(order, itertools.accumulate((shard.samples for shard in order), initial=0), strict=False)
-        else:
-            yield from ((shard, 0) for shard in order[self.slot(worker) :: self.slots])
+    def spans_of(self, worker: int) -> Iterator[Span]:
+        """This worker's spans; resampled: endless blocks drawn with replacement (a seed per segment, rank, worker),
+        the n-th with draw number 1 + n × slots + slot."""
+        if not self.resampled:
+            yield from self.spans[worker]
+            return
+        rng = np.random.default_rng(
+            stable_seed("resample", self.seed, self.epoch, len(self.history), self.rank, worker)
+        )
+        for number in itertools.count():
+            shard = int(rng.integers(len(self.shards)))
+            lo = int(rng.integers(-(-self.shards[shard].samples // self.shuffle_buffer))) * self.shuffle_buffer
+            draw = 1 + number * self.slots + self.slot(worker)
+            yield Span(shard, lo, min(lo + self.shuffle_buffer, self.shards[shard].samples), draw)
 
     def check(self, member: dict) -> ShardExample:
         key, _, suffix = member["fname"].rpartition(".")
@@ -144,53 +243,38 @@ class ShardStream(IterableDataset):
             raise CodecError(f"sample {key}: {'; '.join(faults)}")
         return example
 
-    def read(
-        self,
-        shards: Iterator[tuple[Shard, int]],
-        slot: int | None,
-        reports: list[tuple[str, str]],
-        skip: int = 0,
-        worker_slot: int = 0,
-    ) -> Iterator[ShardExample]:
-        """The checked examples of `shards` (those at epoch index % slots == slot only, unless slot is None), after the
-        first `skip` of them: whole shards are passed over by the manifest's counts (not opened), and in the shard
-        where reading starts the tar headers before it are walked with seeks (no sample read nor decoded). A corrupt
-        shard (bad tar, undecodable or invalid sample, fewer samples than the manifest's) raises ShardSetError when
-        strict; else it is reported and reading goes on with the next shard. A storage error (OSError: a timeout, a
-        dropped connection) is no corruption: the shard is opened again after a backoff and read on from the member
-        where it stopped, up to `read_retries` times in a row (each retry reported as (shard name, RETRIED)).
-        Resampled, the examples of the n-th shard drawn carry draw = 1 + n × slots + worker_slot: a sample drawn
-        again is masked anew."""
+    def block_order(self, shard: Shard, block: int, size: int) -> list[int]:
+        order = list(range(size))
+        random.Random(stable_seed("shuffle", self.seed, self.epoch, shard.name, block)).shuffle(order)
+        return order
+
+    def read(self, spans: Iterator[Span], reports: list[tuple[str, str]]) -> Iterator[ShardExample]:
+        """The checked examples of `spans`. A span is read block by block (a shuffle_buffer of members, permuted by
+        block_order), keeping the shard open from one block to the next; the first block is reached by walking tar
+        headers with seeks, and only the members a span keeps are decoded. A corrupt shard (bad tar, undecodable
+        or invalid sample, fewer samples than the manifest's) raises ShardSetError when strict; else it is reported
+        and its remaining spans are skipped. A storage error (OSError: a timeout, a dropped connection) is no
+        corruption: the shard is opened again after a backoff and read on from the member where it stopped, up to
+        `read_retries` times in a row (each retry reported as (shard name, RETRIED)). Resampled, the examples carry
+        their span's draw number."""
         broken: set[str] = set()
-        for number, (shard, start) in enumerate(shards):
-            draw = 1 + number * self.slots + worker_slot if self.resampled else 0
-            first = 0  # the member where reading starts
-            if skip:
-                kept = (
-                    shard.samples
-                    if slot is None
-                    else len(range((slot - start) % self.slots, shard.samples, self.slots))
-                )
-                if skip >= kept:
-                    skip -= kept
+        reader = BlockReader(self, reports)
+        try:
+            for span in spans:
+                shard = self.shards[span.shard]
+                if shard.name in broken:
                     continue
-                first = skip if slot is None else (slot - start) % self.slots + skip * self.slots
-                skip = 0
-            count, failures = first, 0  # count: members passed so far, kept across retries
-            while True:
                 try:
-                    with fsspec.open(shard.path, "rb") as stream:
-                        skip_members(stream, count)  # resume, or go on after a storage error
-                        for member in tar_file_iterator(stream):
-                            if slot is None or (start + count) % self.slots == slot:
-                                example = self.check(member)
-                                yield replace(example, draw=draw) if draw else example
-                            count, failures = count + 1, 0
-                    if count != shard.samples:
-                        raise CodecError(f"{count} samples, the manifest says {shard.samples} (truncated?)")
-                    break
+                    for block in range(span.lo // self.shuffle_buffer, -(-span.hi // self.shuffle_buffer)):
+                        first = block * self.shuffle_buffer
+                        members = reader.members(shard, first, min(first + self.shuffle_buffer, shard.samples))
+                        for position, index in enumerate(self.block_order(shard, block, len(members)), first):
+                            if span.lo <= position < span.hi:
+                                example = self.check(members[index])
+                                yield replace(example, draw=span.draw) if span.draw else example
                 except (CodecError, tarfile.TarError, FileNotFoundError) as error:  # a missing shard is no hiccup
-                    problem = f"{shard.path}, after {count} samples: {error}"
+                    reader.close()
+                    problem = f"{shard.path}: {error}"
                     if self.strict:
                         raise ShardSetError(
                             f"corrupt shard {problem}. Check the set with `ambert shard verify`; "
@@ -203,36 +287,68 @@ class ShardStream(IterableDataset):
                             f"every shard of {os.path.dirname(shard.path)} is corrupt (the last: "
                             f"{problem}); rebuild the set with `ambert shard`"
                         ) from error
-                    break
-                except OSError as error:
-                    if failures >= self.read_retries:
-                        raise ShardSetError(
-                            f"cannot read {shard.path} after {failures} retries (the last error: {error}); check "
-                            "the storage, then resume the run (a larger data.read_retries waits longer)"
-                        ) from error
-                    reports.append((shard.name, RETRIED))
-                    time.sleep(min(self.retry_backoff * 2**failures, MAX_BACKOFF_SECONDS))
-                    failures += 1
+        finally:
+            reader.close()
 
     def __iter__(self) -> Iterator[tuple[MaskedBatch | None, tuple[tuple[str, str], ...]]]:
         info = get_worker_info()
         worker = 0 if info is None else info.id
         reports: list[tuple[str, str]] = []
-        skip = self.skip_samples[worker]
-        blocks = skip // self.shuffle_buffer  # whole shuffle blocks before the resume point: never read
-        slot = self.slot(worker) if self.split_samples else None
-        examples = self.read(
-            self.shards_of(worker), slot, reports, skip=blocks * self.shuffle_buffer, worker_slot=self.slot(worker)
-        )
-        examples = block_shuffle(
-            examples, self.shuffle_buffer, ("shuffle", self.seed, self.epoch, self.rank, worker), blocks
-        )
-        examples = itertools.islice(examples, skip - blocks * self.shuffle_buffer, None)  # < one block: never collated
+        spans = without_first(self.spans_of(worker), self.skip_samples[worker])  # passed over by counts: not read
+        examples = self.read(spans, reports)
         for group in batched(self.batch_size, collation_fn=None, partial=not self.drop_last)(examples):
             found, reports[:] = tuple(reports), []
             yield self.collator(group), found
         if reports:
             yield None, tuple(reports)
+
+
+class BlockReader:
+    """Members [first, stop) of a shard as webdataset dicts, from a stream kept open while reads go on in order."""
+
+    def __init__(self, stream: ShardStream, reports: list[tuple[str, str]]) -> None:
+        self.stream, self.reports = stream, reports
+        self.shard: Shard | None = None
+        self.handle = self.members_iter = None
+        self.next = 0  # the member the open stream stands at
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.shard, self.handle, self.members_iter = None, None, None
+
+    def open_at(self, shard: Shard, member: int) -> None:
+        self.close()
+        self.handle = fsspec.open(shard.path, "rb").open()
+        self.shard, self.next = shard, member
+        skip_members(self.handle, member)
+        self.members_iter = tar_file_iterator(self.handle)
+
+    def members(self, shard: Shard, first: int, stop: int) -> list[dict]:
+        found: list[dict] = []
+        failures = 0
+        while len(found) < stop - first:
+            try:
+                if self.shard is not shard or self.next != first + len(found):
+                    self.open_at(shard, first + len(found))
+                member = next(self.members_iter, None)
+                if member is None:
+                    raise CodecError(f"{self.next} samples, the manifest says {shard.samples} (truncated?)")
+                found.append(member)
+                self.next, failures = self.next + 1, 0
+            except OSError as error:
+                if isinstance(error, FileNotFoundError):
+                    raise
+                self.close()
+                if failures >= self.stream.read_retries:
+                    raise ShardSetError(
+                        f"cannot read {shard.path} after {failures} retries (the last error: {error}); check "
+                        "the storage, then resume the run (a larger data.read_retries waits longer)"
+                    ) from error
+                self.reports.append((shard.name, RETRIED))
+                time.sleep(min(self.stream.retry_backoff * 2**failures, MAX_BACKOFF_SECONDS))
+                failures += 1
+        return found
 
 
 def skip_members(stream, members: int) -> None:
@@ -244,14 +360,6 @@ def skip_members(stream, members: int) -> None:
             raise tarfile.ReadError(f"the shard ends within its first {members} members")
         info = tarfile.TarInfo.frombuf(header, tarfile.ENCODING, "surrogateescape")
         stream.seek(-(-info.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE, os.SEEK_CUR)
-
-
-def block_shuffle(examples: Iterator, size: int, seed_parts: tuple, first_block: int = 0) -> Iterator:
-    """Shuffle within consecutive blocks of `size` (block b permuted by a seed of (seed_parts, b)): where the n-th
-    output comes from depends only on n, so a resume can start at any block without reading those before."""
-    for number, block in enumerate(batched(size, collation_fn=None, partial=True)(examples), start=first_block):
-        random.Random(stable_seed(*seed_parts, number)).shuffle(block)
-        yield from block
 
 
 def _unchanged(item):
@@ -316,24 +424,29 @@ def pretraining_loader(
     resampled: bool = False,
     strict: bool = False,
     skip_batches: int = 0,
+    history: tuple[Segment, ...] = (),
     read_retries: int = 5,
     retry_backoff: float = 1.0,
     drop_last: bool = False,
 ) -> PretrainingLoader:
     """The batches of `rank` (of `world_size`) for `epoch` of the shard set `data` (a directory or an fsspec URL).
 
-    Epoch mode reads each of the slot's shards once (the last batch of each worker may be short, or with drop_last is
-    dropped: training keeps its batch shape fixed); resampled mode
-    draws shards with replacement forever. The order is fixed by (seed, epoch, rank, world_size, num_workers,
-    batch_size, shuffle_buffer): with workers, the DataLoader takes one batch from each in turn.
+    Epoch mode reads what the epoch has left once (the last batch of each worker may be short, or with drop_last is
+    dropped: training keeps its batch shape fixed); resampled mode draws blocks of shards with replacement forever.
+    The epoch's order of samples is fixed by (seed, epoch, shuffle_buffer) and the manifest, not by the layout:
+    whole shards in a seeded order, each shuffled within aligned blocks of shuffle_buffer members. The rank's
+    batches follow from that order and the layout (world_size, num_workers, batch_size): the work is cut into one
+    equal stretch per (rank, worker) slot, and the DataLoader takes one batch from each worker in turn.
 
-    Each worker shuffles its samples within consecutive blocks of shuffle_buffer (block_shuffle), so where its n-th
-    sample comes from depends on n only. skip_batches=k yields exactly what the same loader yields from its
-    (k+1)-th batch on, at a cost that does not grow with k: each worker passes over its whole shuffle blocks before
-    the resume point by the manifest's counts (shards not opened, then tar headers walked by seeking in the shard
-    where it starts), reads and decodes the rest of one block (< shuffle_buffer samples, never masked nor
-    collated), and the loader builds and drops fewer than num_workers batches. The positions come from the
-    manifest's sample counts: after a corrupt shard was skipped (strict=False), the position can be off.
+    skip_batches=k yields exactly what the same loader yields from its (k+1)-th batch on, at a cost that does not
+    grow with k: each worker passes over its samples before the resume point by the manifest's counts (shards not
+    opened, tar headers walked by seeking to the block where it starts), reads the rest of one block (< shuffle_buffer
+    samples, decoding only those it keeps), and the loader builds and drops fewer than num_workers batches.
+
+    history: the earlier segments of this epoch read with other layouts (a run resumed on another number of ranks
+    or workers, see Segment): the epoch goes on with what they left, no sample repeated nor lost, dealt to this
+    layout's slots. The positions come from the manifest's sample counts: after a corrupt shard was skipped
+    (strict=False), the position can be off.
 
     A storage error is retried `read_retries` times in a row, after retry_backoff · 2^n seconds (at most
     MAX_BACKOFF_SECONDS); then ShardSetError stops the run (resume it when the storage is back).
@@ -373,15 +486,9 @@ def pretraining_loader(
         resampled=resampled,
         strict=strict,
         skip_batches=skip_batches,
+        history=history,
         read_retries=read_retries,
         retry_backoff=retry_backoff,
         drop_last=drop_last,
     )
-    if stream.split_samples:
-        warnings.warn(
-            f"{data}: {len(shards)} shard(s) for {stream.slots} (rank, worker) slots, so every slot reads "
-            f"every shard and keeps every {stream.slots}-th sample; for less reading, write more shards "
-            "(a smaller samples_per_shard) or use fewer workers",
-            stacklevel=2,
-        )
     return PretrainingLoader(stream, num_workers)

@@ -33,7 +33,12 @@ from vocab.artifact import read_vocab_lines, verify_artifact
 from vocab.shard_set import read_manifest
 
 CONFIG, METRICS, VOCAB = "config.json", "metrics.jsonl", "vocab"
-RESUMABLE = {"model.gradient_checkpointing", "data.strict", "data.eval_data"}  # may change on resume
+RESUMABLE = {
+    "model.gradient_checkpointing",
+    "data.strict",
+    "data.eval_data",
+    "data.num_workers",
+}  # may change on resume
 
 
 class TrainError(RuntimeError):
@@ -342,7 +347,7 @@ def train(
 ) -> dict:
     """Pre-train until optim.max_steps (or a SIGTERM/SIGUSR1); returns the last logged metrics. `report` sees each
     logged record. A new run takes `cfg` from load_config(); a resumed one from resumed_config(out, overrides)."""
-    from trainer.data import pretraining_loader
+    from trainer.data import Segment, pretraining_loader
     from trainer.masking import BatchShape, MaskingCollator
     from trainer.masking_strategies import Corruption
     from trainer.model import AmbertModel, parameter_groups
@@ -386,11 +391,22 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim.warmup_steps, cfg.optim.max_steps))
     precision = Precision.of(cfg.run.precision, ddp.device)
     scaler = precision.scaler()
-    step, position = 0, DataPosition()
+    layout = Segment(ddp.world_size, max(cfg.data.num_workers, 1), cfg.data.batch_size)
+    step, position = 0, DataPosition(layout=layout)
     if checkpoint:
-        step, position = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler)
+        step, saved_position = load_checkpoint(checkpoint, model, optimizer, scheduler, scaler)
+        position = saved_position.on(layout)
         if ddp.is_main:
             _trim_metrics(os.path.join(out, METRICS), step)
+            if position != saved_position and report:
+                before = saved_position.layout
+                report(
+                    {
+                        "resumed_on": f"{layout.world_size} rank(s) × {layout.workers} worker(s)",
+                        "saved_on": f"{before.world_size} rank(s) × {before.workers} worker(s)",
+                        "epoch": position.epoch,
+                    }
+                )
     else:
         torch.manual_seed(cfg.run.seed + 1 + ddp.rank)  # dropout differs per rank, reproducibly
 
@@ -434,6 +450,7 @@ def train(
                 resampled=cfg.data.resampled,
                 strict=cfg.data.strict,
                 skip_batches=where.batches,
+                history=where.history,
                 read_retries=cfg.data.read_retries,
                 retry_backoff=cfg.data.retry_backoff,
                 drop_last=True,  # training batches keep one shape
@@ -458,7 +475,7 @@ def train(
                         f"{cfg.data.batch_size} per rank for {ddp.world_size} rank(s): use fewer ranks, a smaller "
                         "data.batch_size or a larger shard set"
                     )
-                position = DataPosition(position.epoch + 1, 0)
+                position = position.next_epoch()
                 batches = loader_for(position)
                 continue
             if cfg.run.trace_keys:
@@ -479,7 +496,7 @@ def train(
                 ddp.device,
             )
             step += 1
-            position = DataPosition(position.epoch, position.batches + len(micro_batches))
+            position = position.after(len(micro_batches))
 
             if step % cfg.run.log_every == 0 or step == cfg.optim.max_steps:
                 elapsed = max(time.monotonic() - window["started"], 1e-9)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
 
-from trainer.data import pretraining_loader, rounds_before
+from trainer.data import Segment, Span, batches_taken, deal, pretraining_loader, rounds_before
 from trainer.masking import BatchShape, MaskingCollator
 from trainer.masking_strategies import Corruption, UnitRules
 from vocab.shard_set import ShardSetError, read_manifest, shard_examples
@@ -85,8 +85,7 @@ def test_every_sample_once_per_epoch_over_two_ranks_of_two_workers_and_ranks_are
     keys = [keys_of(batches) for batches in ranks]
     assert not set(keys[0]) & set(keys[1])
     assert sorted(keys[0] + keys[1]) == sorted(all_keys(data))  # every sample, each exactly once
-    largest = max(len(shard) for shard in shard_keys(data).values())
-    assert abs(len(keys[0]) - len(keys[1])) <= largest  # interleaved slots: the ranks differ by one shard at most
+    assert abs(len(keys[0]) - len(keys[1])) <= 2  # equal stretches per (rank, worker) slot, ±1 sample each
     for batches in ranks:
         assert sum(len(batch) < 16 for batch in batches) <= 2  # a short last batch per worker, kept
         assert all(batch.fine_ids.shape[1] <= 64 for batch in batches)
@@ -132,16 +131,52 @@ def test_rounds_before_follows_the_dataloader_round_robin():
     assert rounds_before(50, [2, 2]) == ([2, 2], 46)
 
 
-def test_fewer_shards_than_slots_splits_samples(trainer_data):
+def test_fewer_shards_than_slots_still_gives_each_slot_its_own_equal_stretch(trainer_data):
     data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]  # 4 shards for 2 ranks × 3 workers
-    with pytest.warns(UserWarning, match="4 shard"):
-        ranks = [keys_of(loader(data, vocab, rank=rank, world_size=2, num_workers=3)) for rank in (0, 1)]
+    ranks = [keys_of(loader(data, vocab, rank=rank, world_size=2, num_workers=3)) for rank in (0, 1)]
     assert not set(ranks[0]) & set(ranks[1])
     assert sorted(ranks[0] + ranks[1]) == sorted(all_keys(data))
-    assert abs(len(ranks[0]) - len(ranks[1])) <= 1
-    with pytest.warns(UserWarning):
-        full = list(loader(data, vocab, rank=1, world_size=2, num_workers=3))
-        assert same_batches(list(loader(data, vocab, rank=1, world_size=2, num_workers=3, skip_batches=4)), full[4:])
+    assert abs(len(ranks[0]) - len(ranks[1])) <= 3
+    full = list(loader(data, vocab, rank=1, world_size=2, num_workers=3))
+    assert same_batches(list(loader(data, vocab, rank=1, world_size=2, num_workers=3, skip_batches=4)), full[4:])
+
+
+def test_deal_cuts_the_work_into_equal_stretches_in_order():
+    work = [Span(2, 0, 10), Span(0, 3, 4), Span(1, 0, 7)]
+    dealt = deal(work, 3)
+    assert [sum(span.size for span in slot) for slot in dealt] == [6, 6, 6]
+    assert [span for slot in dealt for span in slot] == [
+        Span(2, 0, 6),
+        Span(2, 6, 10),
+        Span(0, 3, 4),
+        Span(1, 0, 1),
+        Span(1, 1, 7),
+    ]
+    assert [sum(span.size for span in slot) for slot in deal(work, 4)] == [4, 5, 4, 5]
+    assert batches_taken(7, [10, 10, 10]) == [3, 2, 2] and batches_taken(4, [1, 5, 3]) == [1, 2, 1]
+
+
+@pytest.mark.parametrize(("before", "after"), [((2, 1), (1, 2)), ((1, 2), (2, 1)), ((1, 1), (2, 3))])
+def test_an_epoch_resumed_on_another_layout_reads_each_sample_once(trainer_data, before, after):
+    """(ranks, workers) before → after, some batches into the epoch: what the first layout took plus everything
+    the second yields from the history is the whole shard set, each sample once; the order of the epoch does not
+    depend on the layout, and a second resume on the new layout continues it exactly."""
+    data, vocab = trainer_data["en_shards"], trainer_data["en_vocab"]
+    (ranks, workers), (new_ranks, new_workers) = before, after
+    taken = [
+        keys_of(itertools.islice(loader(data, vocab, rank=rank, world_size=ranks, num_workers=workers), 5))
+        for rank in range(ranks)
+    ]
+    history = (Segment(ranks, max(workers, 1), 16, batches=5),)
+    rest = [
+        list(loader(data, vocab, rank=rank, world_size=new_ranks, num_workers=new_workers, history=history))
+        for rank in range(new_ranks)
+    ]
+    seen = [key for keys in taken for key in keys] + [key for batches in rest for key in keys_of(batches)]
+    assert len(seen) == len(set(seen)) and sorted(seen) == sorted(all_keys(data))
+    assert max(map(len, rest)) - min(map(len, rest)) <= 1  # equal batch counts across the new ranks
+    again = loader(data, vocab, rank=0, world_size=new_ranks, num_workers=new_workers, history=history, skip_batches=3)
+    assert same_batches(list(again), rest[0][3:])
 
 
 def test_refuses_a_foreign_vocab_and_an_unfinished_set(trainer_data, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from trainer.config import ConfigError, load_config, read_config, save_config
-from vocab.shard_set import read_manifest
+from vocab.shard_set import read_manifest, shard_examples
 
 AMBERT = str(Path(sys.executable).parent / "ambert")
 TINY = [
@@ -182,6 +182,48 @@ def test_two_rank_torchrun_sees_disjoint_data_and_uneven_ranks_never_hang(traine
     seen = set().union(*epoch_one)
     assert len(seen) == sum(len(keys) for keys in epoch_one)  # no sample twice within the epoch
     assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] >= 2
+
+
+def traced_keys(run: Path, last_step: int) -> list[str]:
+    """The keys every rank's trace file (run.trace_keys=true) names for steps 1..last_step."""
+    keys = []
+    for trace in sorted(run.glob("keys-rank-*.txt")):
+        for line in trace.read_text().splitlines():
+            step, *found = line.split()
+            keys += found if int(step) <= last_step else []
+    return keys
+
+
+def test_an_epoch_resumed_on_one_rank_then_on_two_reads_each_sample_once(trainer_data, tmp_path):
+    """torchrun with 2 ranks for 4 steps, resumed on 1 rank for 4 more, then on 2 ranks again until the epoch ends:
+    the keys trained on in the epoch are the shard set's, each once (less the last short batch of each rank)."""
+    data, vocab, run = trainer_data["zh_shards"], trainer_data["zh_vocab"], tmp_path / "elastic"
+    total = sum(shard["samples"] for shard in read_manifest(str(data))["shards"])
+    common = ["run.trace_keys=true", "data.num_workers=1"]
+    ambert_train(data, vocab, run, "--nproc", "2", "optim.max_steps=4", *common, timeout=300)
+    command = [AMBERT, "train", "--out", str(run), "--resume"]
+    one = subprocess.run([*command, "optim.max_steps=8"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert one.returncode == 0 and "resumed_on=1 rank(s)" in one.stderr, one.stderr
+    left = total - 2 * 4 * 8 - 4 * 8
+    steps = min(left // 2, left - left // 2) // 8  # two equal stretches of what is left, full batches of 8
+    two = subprocess.run(
+        [AMBERT, "train", "--nproc", "2", *command[2:], f"optim.max_steps={8 + steps}"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=300,
+    )
+    assert two.returncode == 0 and "resumed_on=2 rank(s)" in two.stderr, two.stderr
+    keys = traced_keys(run, 8 + steps)
+    assert len(keys) == len(set(keys)) == 2 * 4 * 8 + 4 * 8 + 2 * steps * 8
+    assert set(keys) <= {
+        example.key
+        for name in os.listdir(data)
+        if name.endswith(".tar")
+        for example in shard_examples(str(data / name))
+    }
+    assert total - len(keys) < 2 * 8  # only the two ranks' last short batches are left out
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 0
 
 
 def test_refuses_a_shard_set_of_another_vocab(trainer_data, tmp_path):
