@@ -4,9 +4,9 @@
     @config_options(ShardConfig)
     def build(ctx: typer.Context, config: ShardConfig): ...
 
-Each field of the dataclass becomes `--field-name` with the field's default and its metadata["help"]
-(a field without a default is a required option; `bool` gives `--x/--no-x`; a tuple gives a repeatable
-option that also takes several values: `--corpus A B C`). The command receives the built config, so a
+Each field of the dataclass becomes `--field-name` (or metadata["flag"]) with the field's default and its
+metadata["help"] (a field without a default is a required option; `bool` gives `--x/--no-x`; a tuple gives a
+repeatable option that also takes several values: `--corpus A B C`). The command receives the built config, so a
 default or a help text is written once, on the dataclass. Flags left over go to Beam only if Beam's
 PipelineOptions (runner-specific ones included) defines them; anything else is refused, naming the
 closest known flag.
@@ -36,7 +36,12 @@ def config_options(config_class: type):
     config_fields = [f for f in dataclasses.fields(config_class) if f.init]
 
     def decorate(command):
-        own = [p for p in inspect.signature(command).parameters.values() if p.name != "config"]
+        own_hints = typing.get_type_hints(command, include_extras=True)  # the command's own options, resolved
+        own = [
+            p.replace(annotation=own_hints.get(p.name, p.annotation))
+            for p in inspect.signature(command).parameters.values()
+            if p.name != "config"
+        ]
         generated = [_parameter(f, hints[f.name]) for f in config_fields]
 
         @functools.wraps(command)
@@ -65,7 +70,10 @@ def _parameter(config_field: dataclasses.Field, hint) -> inspect.Parameter:
         default = list(default)
     metavar = f"<{typing.get_args(cli_type)[0].__name__}> ..." if typing.get_origin(cli_type) is list else None
     option = typer.Option(
-        help=config_field.metadata.get("help", ""), show_default=not required and default is not None, metavar=metavar
+        *([config_field.metadata["flag"]] if "flag" in config_field.metadata else []),
+        help=config_field.metadata.get("help", ""),
+        show_default=not required and default not in (None, []),
+        metavar=metavar,
     )
     return inspect.Parameter(
         config_field.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[cli_type, option], default=default

@@ -65,6 +65,30 @@ def test_invalid_option_value_is_refused(tmp_path):
     assert result.returncode == 2 and "--order must be between 2 and 6" in result.stderr
 
 
+def test_finetune_and_ablation_options_come_from_their_config_dataclasses(tmp_path):
+    from trainer.finetune.config import FinetuneConfig
+
+    shown = ambert("finetune", "--help").stdout
+    assert "--warmup-ratio" in shown and f"[default: {FinetuneConfig().warmup_ratio}]" in shown
+    assert "--json" in ambert("evaluate", "--help").stdout
+    result = ambert("ablation", "--out", str(tmp_path / "a"), "--zh-shards", "s", "--pretrain", "a=1", "b=2")
+    assert result.returncode == 2 and "--zh-shards, --zh-vocab and --zh-labeled go together" in result.stderr
+    result = ambert(
+        "ablation",
+        "--out",
+        str(tmp_path / "a"),
+        "--en-shards",
+        "s",
+        "--en-vocab",
+        "v",
+        "--en-labeled",
+        "l",
+        "--models",
+        "bert,bort",
+    )
+    assert result.returncode == 2 and "unknown model(s) bort" in result.stderr
+
+
 def test_several_values_after_corpus_equal_repeated_flags(tmp_path):
     corpus = write_planted_corpus(tmp_path / "planted.txt", lines=900).read_text().splitlines(keepends=True)
     parts = [tmp_path / f"part{i}.txt" for i in range(3)]

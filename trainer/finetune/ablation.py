@@ -95,8 +95,8 @@ def run_ablation(
     seeds: int,
     pretrain_overrides: list[str],
     tuning,
-    models: tuple[str, ...] = tuple(MODELS),
-    controls: bool = True,
+    models: tuple[str, ...],
+    controls: bool,
     report: Callable[[str], None] = print,
 ) -> dict:
     """Pre-train and fine-tune every (language, model) and, with `controls`, every architecture among them from

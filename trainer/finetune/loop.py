@@ -17,68 +17,17 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
+from trainer.finetune.config import FinetuneConfig
 
 TWO_SIDED = ("ambert", "combo")
 PRECISIONS = ("fp32", "bf16", "fp16")
 FINETUNE_JSON, WEIGHTS = "finetune.json", "model.safetensors"
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    task: str = field(
-        default="classify",
-        metadata={
-            "help": "classify | regress | choice | span (generic files), or a named benchmark task read from "
-            "--data DIR in its own format: clue/tnews, glue/stsb, squad2, race, … (`ambert finetune --help`)."
-        },
-    )
-    epochs: int = field(default=3, metadata={"help": "Passes over the training file."})
-    batch_size: int = field(default=32, metadata={"help": "Examples per step."})
-    lr: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear warm-up, then decay)."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of the steps spent warming up."})
-    weight_decay: float = field(
-        default=0.01, metadata={"help": "AdamW weight decay (not on biases and LayerNorm weights)."}
-    )
-    max_seq_len: int = field(default=128, metadata={"help": "Tokens per side; longer texts are cut."})
-    seed: int = field(default=1, metadata={"help": "Seed of the classifier init, dropout and data order."})
-    reg_lambda: float = field(
-        default=1.0, metadata={"help": "λ of the fine/coarse agreement regularizer (paper eq. 2: 1.0; 0.0 for RACE)."}
-    )
-    predict_from: str = field(
-        default="concat",
-        metadata={"help": "concat | fine | coarse: the classifier that predicts (fine = AMBERT-Single)."},
-    )
-    grad_accum: int = field(
-        default=1, metadata={"help": "Micro-batches of --batch-size per optimizer step (gradient accumulation)."}
-    )
-    precision: str = field(
-        default="fp32", metadata={"help": "fp32 | bf16 | fp16: autocast mixed precision of training and prediction."}
-    )
-    dropout: float = field(default=0.1, metadata={"help": "Dropout of the classifier input."})
-    text_field: str = field(
-        default="text",
-        metadata={"help": "classify/regress: the field (JSONL) or column (TSV with a header) of the text."},
-    )
-    text_b_field: str = field(
-        default="text_b", metadata={"help": "classify/regress: the field of the second text of a pair ('' for none)."}
-    )
-    label_field: str = field(
-        default="label", metadata={"help": "The field of the label (choice: the right option's index or text)."}
-    )
-    context_field: str = field(default="context", metadata={"help": "choice: the field of the passage."})
-    question_field: str = field(
-        default="question", metadata={"help": "choice: the field of the question ('' for none, a cloze)."}
-    )
-    options_field: str = field(default="options", metadata={"help": "choice: the field of the list of options."})
-    doc_stride: int = field(default=64, metadata={"help": "span: step between context windows (fine tokens)."})
-    max_answer_len: int = field(default=30, metadata={"help": "span: longest answer (fine tokens)."})
 
 
 def heads_of(variant: str) -> tuple[str, ...]:

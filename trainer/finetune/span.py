@@ -253,7 +253,7 @@ def load_span_model(directory: str) -> tuple[SpanExtractor, dict]:
 
 def evaluate_span(directory: str, data_path: str, predict_from: str | None = None) -> dict:
     """EM/F1 (SQuAD 2.0: with the threshold tuned at fine-tuning, HasAns/NoAns) of a span model on a SQuAD file."""
-    from trainer.finetune.loop import FinetuneConfig
+    from trainer.finetune.config import FinetuneConfig
     from trainer.finetune.span_windows import read_squad
     from trainer.masking import MaskingSpec
     from vocab.multigrained import MultiGrainedTokenizer

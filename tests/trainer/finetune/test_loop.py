@@ -16,7 +16,8 @@ import torch
 
 from trainer.config import load_config
 from trainer.finetune.classify import classification_loss, predict
-from trainer.finetune.loop import FinetuneConfig, finetune_classifier, load_finetuned
+from trainer.finetune.config import FinetuneConfig
+from trainer.finetune.loop import finetune_classifier, load_finetuned
 from trainer.finetune.span import finetune_span
 from trainer.train import train
 
@@ -246,6 +247,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         pretrain_overrides=tiny,
         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
         models=("ambert", "bert"),
+        controls=True,
         report=lines.append,
     )
     summary = results["summary"]["zh"]
@@ -284,6 +286,7 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
         pretrain_overrides=tiny,
         tuning=FinetuneConfig(epochs=1, batch_size=16, lr=1e-3, max_seq_len=32),
         models=("ambert", "bert"),
+        controls=True,
         report=lines.append,
     )
     assert not any(line.startswith("pre-train ") for line in lines) and again["summary"] == results["summary"]

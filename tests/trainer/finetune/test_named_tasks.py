@@ -113,8 +113,15 @@ def test_a_missing_file_and_an_unknown_task_are_named(tmp_path):
         named_task("glue/sst3")
 
 
+def test_the_task_help_lists_every_named_task():
+    from trainer.finetune.config import NAMED_TASKS_HELP
+
+    assert NAMED_TASKS_HELP.split() == list(NAMED_TASKS)
+
+
 def test_generic_choice_fields_read_the_bundled_cloze_set():
-    from trainer.finetune.loop import FinetuneConfig, task_reader
+    from trainer.finetune.config import FinetuneConfig
+    from trainer.finetune.loop import task_reader
 
     kind, read, _ = task_reader(FinetuneConfig(task="choice", question_field=""))
     rows = read(str(TASKS / "zh_cloze" / "dev.jsonl"))
