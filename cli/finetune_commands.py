@@ -115,7 +115,7 @@ def ablation(config: AblationConfig):
         OSError,
     ) as error:
         fail(str(error))
-    from trainer.finetune.ablation import results_markdown
+    from trainer.finetune.ablation import results_table
 
-    console.print(results_markdown(results), highlight=False, markup=False)
+    console.print("\n".join(results_table(results)), highlight=False, markup=False)
     console.print(f"[bold]ambert ablation[/]: {config.out}/results.md, results.png, results.json", highlight=False)

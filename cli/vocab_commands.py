@@ -29,7 +29,16 @@ def build(ctx: typer.Context, config: VocabConfig):
 
     with progress(f"[bold]ambert vocab build[/] ({config.lang}): running the Beam pipelines…"):
         artifact = build_vocab(config, ctx.args)
-    _print_info(config.out, artifact)
+    sizes = ", ".join(f"{name} {size:,}" for name, size in artifact["sizes"].items())
+    stats = artifact.get("stats", {})
+    ratio = ""
+    if "corpus" in stats:
+        ratio = f"; coarse ratio {stats['corpus']['coarse_ratio']:.1%} (paper {stats['paper_coarse_ratio']:.1%})"
+    console.print(
+        f"[bold]ambert vocab build[/] ({config.lang}): {config.out}, id {artifact['id'][:12]}…; {sizes}{ratio} "
+        f"(all of it: ambert vocab info {config.out})",
+        highlight=False,
+    )
 
 
 @vocab_app.command("publish")
@@ -74,8 +83,8 @@ def info(directory: Annotated[str, typer.Argument(help="An artifact directory.")
     _print_info(directory, artifact, Console())
 
 
-def _print_info(directory: str, artifact: dict, output: Console = console) -> None:
-    """The artifact's summary table, on `output` (stdout for `vocab info`, stderr beside `vocab build`'s logs)."""
+def _print_info(directory: str, artifact: dict, output: Console) -> None:
+    """The artifact's summary table (`vocab info`), on `output`: stdout."""
     from rich.table import Table
 
     stats = artifact.get("stats", {})

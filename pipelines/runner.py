@@ -4,17 +4,21 @@ Any Beam flag passes through (`--runner DaskRunner --dask_client_address ...`,
 `--direct_num_workers 2 --direct_running_mode multi_processing`, Dataflow flags, ...).
 Without `--runner` the in-process FnApiRunner runs the pipeline (the DirectRunner would first
 try to download Prism). `DaskRunner` is accepted as a short name for Beam's Dask runner. Multi-process
-workers log at the level of this process's `apache_beam` logger (`ambert -v` shows them).
+workers (pipelines/beam_worker.py) log at the level of this process's `apache_beam` logger (`ambert -v` shows
+them) and print nothing else.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.portability import python_urns
+from apache_beam.runners.portability.fn_api_runner.fn_runner import FnApiRunner
 
 RUNNER_ALIASES = {"DaskRunner": "apache_beam.runners.dask.dask_runner.DaskRunner"}
 
@@ -38,7 +42,7 @@ def pipeline_runner(options: PipelineOptions):
     if runner != "FnApiRunner":
         return runner
     from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo, FnApiRunner
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
     from google.protobuf import struct_pb2
 
     worker_options = struct_pb2.Struct()
@@ -47,7 +51,22 @@ def pipeline_runner(options: PipelineOptions):
     info = beam_provision_api_pb2.ProvisionInfo(
         retrieval_token="unused-retrieval-token", pipeline_options=worker_options
     )
-    return FnApiRunner(provision_info=ExtendedProvisionInfo(info))
+    return QuietWorkersFnApiRunner(provision_info=ExtendedProvisionInfo(info))
+
+
+WORKER_COMMAND = f"{sys.executable} -m pipelines.beam_worker"
+
+
+class QuietWorkersFnApiRunner(FnApiRunner):
+    """The FnApiRunner, its worker processes (direct_running_mode multi_processing) started as pipelines/beam_worker.py
+    instead of Beam's `python -m apache_beam.runners.worker.sdk_worker_main`: the same harness, without the two lines
+    each worker printed to stderr before it read its log level."""
+
+    def run_via_runner_api(self, pipeline_proto, options):
+        for environment in pipeline_proto.components.environments.values():
+            if environment.urn == python_urns.SUBPROCESS_SDK:
+                environment.payload = WORKER_COMMAND.encode("utf-8")
+        return super().run_via_runner_api(pipeline_proto, options)
 
 
 def release_runner_resources(options: PipelineOptions) -> None:

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole system, as far as it exists, on bundled data: `make demo` runs it.
 # Usage: scripts/demo.sh [OUT_DIR]   (default out/demo)
+# Each step prints its headline figures (the commands' JSON summaries on stdout are dropped); -v on a command
+# would add Beam's and the workers' logs.
 set -euo pipefail
 out=${1:-out/demo}
 bin=.venv/bin
@@ -8,9 +10,9 @@ mkdir -p "$out"
 beam_two_workers=(--direct_num_workers 2 --direct_running_mode multi_processing)
 
 echo "== 1/7 English phrase dictionary (Beam on 2 local workers, KenLM) from data/en"
-"$bin/ambert" phrases --corpus data/en --out "$out/phrases" --min-count 3 "${beam_two_workers[@]}"
-echo "Top phrases (phrase, n, count, score):"
-head -n 10 "$out/phrases/phrases.tsv" | column -t -s $'\t'
+"$bin/ambert" phrases --corpus data/en --out "$out/phrases" --min-count 3 "${beam_two_workers[@]}" >/dev/null
+awk -F'\t' 'NR <= 8 { top = top (NR > 1 ? ", " : "") $1 } END { print "Top phrases: " top }' \
+  "$out/phrases/phrases.tsv"
 
 echo
 echo "== 2/7 Vocab artifacts: English (words + phrases) and Chinese (characters + THULAC words)"
@@ -27,9 +29,9 @@ printf 'New York!\n' | "$bin/ambert" tokenize --vocab "$out/vocab-en" --format j
 echo
 echo "== 4/7 Aligned fine/coarse examples as deterministic WebDataset shards (one paragraph per document)"
 "$bin/ambert" shard build --vocab "$out/vocab-en" --corpus data/en --out "$out/shards-en" --docs-per-line \
-  --samples-per-shard 4000 "${beam_two_workers[@]}"
+  --samples-per-shard 4000 "${beam_two_workers[@]}" >/dev/null
 "$bin/ambert" shard build --vocab "$out/vocab-zh" --corpus data/zh --out "$out/shards-zh" --docs-per-line \
-  --samples-per-shard 4000 "${beam_two_workers[@]}"
+  --samples-per-shard 4000 "${beam_two_workers[@]}" >/dev/null
 "$bin/ambert" shard verify "$out/shards-en"
 "$bin/ambert" shard inspect "$out/shards-zh" -n 1 --vocab "$out/vocab-zh"
 
@@ -62,10 +64,6 @@ ablate=(--steps 200 --seeds "${DEMO_SEEDS:-1}" --models bert,bert-wwm,pert,amber
   --en-shards "$out/shards-en" --en-vocab "$out/vocab-en" --en-labeled data/labeled/en_grain_balanced
 
 echo
-echo "Results in $out:"
-echo "  phrases/   phrases.tsv, ngrams/*.parquet, lm.arpa, lm.binary, stats.json"
-echo "  vocab-en/, vocab-zh/   vocab artifacts (artifact.json, fine/, coarse/, dictionary, stats.json)"
-echo "  shards-en/, shards-zh/ shard-*.tar (WebDataset) + manifest.json"
-echo "  run-zh/    config.json, metrics.jsonl, tb/ (TensorBoard), curves.png, checkpoints/; run-zh-hf/ (BertModel)"
-echo "  ft-zh/     fine-tuned classifier, finetune.json (scores), confusion-*.png"
-echo "  ablation/zh/, ablation/en/  results.md, results.png, results.json (pre-training runs, fine-tuned models)"
+echo "Results in $out: phrases/ (phrases.tsv, lm.binary), vocab-en/ vocab-zh/ (artifacts), shards-en/ shards-zh/"
+echo "  (WebDataset + manifest.json), run-zh/ (metrics.jsonl, tb/, curves.png, checkpoints/), run-zh-hf/ (BertModel),"
+echo "  ft-zh/ (finetune.json, confusion-*.png), ablation/zh/ ablation/en/ (results.md, results.png, results.json)"

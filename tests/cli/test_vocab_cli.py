@@ -65,5 +65,7 @@ def test_vocab_build_cli(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "天安门" in (tmp_path / "v" / "words.tsv").read_text()
+    printed = result.stderr.strip().splitlines()  # one headline line; `vocab info` shows the whole table
+    assert len(printed) == 1 and printed[0].startswith("ambert vocab build (zh): ") and "coarse ratio" in printed[0]
     bad = ambert("vocab", "build", "--lang", "xx", "--corpus", str(corpus), "--out", str(tmp_path / "w"))
     assert bad.returncode == 2 and "--lang must be en or zh" in bad.stderr

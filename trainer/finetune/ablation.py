@@ -272,6 +272,14 @@ def results_markdown(results: dict) -> str:
         "and objective; fine + coarse side) on a shard set it was not trained on. A control (no pre-training) is "
         "its architecture from random initial weights, fine-tuned alike.",
         "",
+        *results_table(results),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def results_table(results: dict) -> list[str]:
+    """The results as markdown table lines, then the verdicts (results.md without its heading and explanation)."""
+    lines = [
         "| language | model | pre-training | accuracy | macro-F1 | held-out loss |",
         "|---|---|---|---|---|---|",
     ]
@@ -286,8 +294,7 @@ def results_markdown(results: dict) -> str:
                 f"| {language} | {about['name']} | {about['recipe']} | {acc:.4f} ± {acc_sd:.4f} | "
                 f"{f1:.4f} ± {f1_sd:.4f} | {shown} |"
             )
-    lines += ["", *verdicts(results)]
-    return "\n".join(lines) + "\n"
+    return [*lines, "", *verdicts(results)]
 
 
 def verdicts(results: dict) -> list[str]:
