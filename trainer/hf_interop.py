@@ -236,6 +236,10 @@ def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_token
         shutil.copy(fine_tokenizer_json, os.path.join(staging, "tokenizer.json"))
 
 
+EXPORTED_CODE = {  # our module → its name in an hf-ambert directory (torch / transformers / tokenizers only)
+    "hf_ambert_modeling.py": "modeling_ambert.py",
+    "hf_ambert_tokenize.py": "tokenize_ambert.py",
+}
 _AMBERT_CONFIG = (
     "variant",
     "fine_vocab_size",
@@ -258,6 +262,7 @@ def export_hf_ambert(source: str, out_dir: str) -> str:
     """The full AMBERT (both word embeddings, the encoder(s); a fine-tuned classifier's three heads too) as a
     transformers directory loading with AutoModel / AutoModelForSequenceClassification.from_pretrained(out_dir,
     trust_remote_code=True): config.json with auto_map, modeling_ambert.py (trainer/hf_ambert_modeling.py),
+    tokenize_ambert.py (text → both id sequences without our package: trainer/hf_ambert_tokenize.py),
     model.safetensors, vocab/ (both vocabularies and the multi-grained tokenizer's files) and the fine vocab.txt /
     tokenizer.json at the top. `source`: a run, one of its checkpoints, or an `ambert finetune` classifier.
     Returns the architecture written."""
@@ -314,10 +319,8 @@ def export_hf_ambert(source: str, out_dir: str) -> str:
         )
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2, ensure_ascii=False)
-        shutil.copy(
-            os.path.join(os.path.dirname(__file__), "hf_ambert_modeling.py"),
-            os.path.join(staging, "modeling_ambert.py"),
-        )
+        for ours, theirs in EXPORTED_CODE.items():
+            shutil.copy(os.path.join(os.path.dirname(__file__), ours), os.path.join(staging, theirs))
         shutil.copytree(vocab_dir, os.path.join(staging, "vocab"))
         for name in ("vocab.txt", "tokenizer.json"):
             if os.path.exists(os.path.join(vocab_dir, "fine", name)):

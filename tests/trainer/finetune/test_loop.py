@@ -446,7 +446,7 @@ def test_hf_ambert_export_loads_with_automodel_and_matches_within_1e5(pretrained
         check=False,
     )
     assert exported.returncode == 0, exported.stderr
-    assert {"modeling_ambert.py", "config.json", "model.safetensors", "vocab", "vocab.txt"} <= {
+    assert {"modeling_ambert.py", "tokenize_ambert.py", "config.json", "model.safetensors", "vocab", "vocab.txt"} <= {
         p.name for p in (tmp_path / "hf").iterdir()
     }
     ours, _, _ = load_run_model(str(pretrained))
