@@ -6,9 +6,10 @@
                 coarse_input_ids=coarse_ids, coarse_attention_mask=coarse_mask, coarse_token_type_ids=coarse_type)
     out.fine_last_hidden_state, out.coarse_last_hidden_state, out.fine_pooler_output, out.coarse_pooler_output
     AutoModelForSequenceClassification.from_pretrained(FT_OUT, trust_remote_code=True)(...).logits  # 3 heads
-Parameter names and arithmetic are those of trainer/model.py (ambert: one encoder shared by both sides, combo: one
-per side, hybrid: one over [fine ; coarse] with positions restarting, bert-fine / bert-coarse: one side); only the
-fine side is needed for AMBERT-Single (`sides=("fine",)`). tests/trainer/test_hf_ambert.py holds both to 1e-5.
+The encoder arithmetic and parameter names are ambert_encoder.py's (trainer/ambert_encoder.py, which
+trainer/model.py runs too; ambert: one encoder shared by both sides, combo: one per side, hybrid: one over
+[fine ; coarse] with positions restarting, bert-fine / bert-coarse: one side); only the fine side is needed for
+AMBERT-Single (`sides=("fine",)`). tests/trainer/test_hf_ambert.py holds both to 1e-5. Input ids: tokenize_ambert.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.utils import ModelOutput
+
+from .ambert_encoder import AmbertBody, init_weights
 
 
 class AmbertConfig(PretrainedConfig):
@@ -59,74 +62,6 @@ class AmbertConfig(PretrainedConfig):
         super().__init__(pad_token_id=pad_id, **kwargs)
 
 
-class Embeddings(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.position_embeddings = nn.Embedding(cfg.max_position, cfg.hidden_size)
-        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, words, token_type, positions):
-        return self.dropout(
-            self.LayerNorm(words + self.position_embeddings(positions) + self.token_type_embeddings(token_type))
-        )
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
-        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-
-    def forward(self, x, keep):
-        B, L, H = x.shape
-        q, k, v = (
-            t.view(B, L, self.heads, H // self.heads).transpose(1, 2)
-            for t in (self.query(x), self.key(x), self.value(x))
-        )
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
-        return y.transpose(1, 2).reshape(B, L, H)
-
-
-class Layer(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.attention = SelfAttention(cfg)
-        self.attention_output = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.intermediate = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.output_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x, keep):
-        x = self.attention_norm(x + self.dropout(self.attention_output(self.attention(x, keep))))
-        return self.output_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))
-
-
-class Encoder(nn.Module):
-    def __init__(self, cfg):
-        super().__init__()
-        self.embeddings = Embeddings(cfg)
-        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
-        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-
-    def forward(self, words, token_type, mask, positions=None):
-        if positions is None:
-            positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)
-        x = self.embeddings(words, token_type, positions)
-        keep = mask.bool()[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, keep)
-        return x
-
-    def pool(self, hidden_cls):
-        return torch.tanh(self.pooler(hidden_cls))
-
-
 @dataclass
 class AmbertOutput(ModelOutput):
     fine_last_hidden_state: torch.Tensor | None = None
@@ -140,34 +75,17 @@ class AmbertPreTrainedModel(PreTrainedModel):
     base_model_prefix = "ambert"
 
     def _init_weights(self, module):
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=self.config.initializer_range)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        init_weights(module, self.config.initializer_range)
 
 
-class AmbertModel(AmbertPreTrainedModel):
-    """Both word embeddings and the encoder(s); outputs both sides' hidden states and pooled [CLS]."""
+class AmbertModel(AmbertBody, AmbertPreTrainedModel):
+    """Both word embeddings and the encoder(s) (ambert_encoder.AmbertBody); outputs both sides' hidden states and
+    pooled [CLS]."""
 
     def __init__(self, config):
         super().__init__(config)
-        variant = config.variant
-        self.sides = {"bert-fine": ("fine",), "bert-coarse": ("coarse",)}.get(variant, ("fine", "coarse"))
-        sizes = {"fine": config.fine_vocab_size, "coarse": config.coarse_vocab_size}
-        self.word_embeddings = nn.ModuleDict(
-            {side: nn.Embedding(sizes[side], config.hidden_size) for side in self.sides}
-        )
-        if variant == "combo":
-            self.encoders = nn.ModuleDict({"fine": Encoder(config), "coarse": Encoder(config)})
-        else:
-            self.encoder = Encoder(config)
+        self.build_body(config)
         self.post_init()
-
-    def encoder_of(self, side):
-        return self.encoders[side] if self.config.variant == "combo" else self.encoder
 
     def forward(
         self,
@@ -189,31 +107,19 @@ class AmbertModel(AmbertPreTrainedModel):
                 inputs[side] = (
                     ids,
                     torch.zeros_like(ids) if types is None else types,
-                    torch.ones_like(ids) if mask is None else mask,
+                    (torch.ones_like(ids) if mask is None else mask).bool(),
                 )
         out = AmbertOutput()
         if self.config.variant == "hybrid":
-            (fine_ids, fine_type, fine_mask), (coarse_ids, coarse_type, coarse_mask) = inputs["fine"], inputs["coarse"]
-            Lf = fine_ids.shape[1]
-            words = torch.cat([self.word_embeddings["fine"](fine_ids), self.word_embeddings["coarse"](coarse_ids)], 1)
-            positions = torch.cat(
-                [torch.arange(Lf, device=fine_ids.device), torch.arange(coarse_ids.shape[1], device=fine_ids.device)]
-            ).unsqueeze(0)
-            hidden = self.encoder(
-                words, torch.cat([fine_type, coarse_type], 1), torch.cat([fine_mask, coarse_mask], 1), positions
-            )
-            out.fine_last_hidden_state, out.coarse_last_hidden_state = hidden[:, :Lf], hidden[:, Lf:]
-            out.fine_pooler_output, out.coarse_pooler_output = (
-                self.encoder.pool(hidden[:, 0]),
-                self.encoder.pool(hidden[:, Lf]),
-            )
+            (
+                out.fine_last_hidden_state,
+                out.coarse_last_hidden_state,
+                out.fine_pooler_output,
+                out.coarse_pooler_output,
+            ) = self.encode_joint(inputs["fine"], inputs["coarse"])
             return out
         for side in [side for side in sides if side in self.sides and inputs[side][0] is not None]:
-            ids, types, mask = inputs[side]
-            encoder = self.encoder_of(side)
-            hidden = encoder(self.word_embeddings[side](ids), types, mask)
-            out[f"{side}_last_hidden_state"] = hidden
-            out[f"{side}_pooler_output"] = encoder.pool(hidden[:, 0])
+            out[f"{side}_last_hidden_state"], out[f"{side}_pooler_output"] = self.encode_side(side, *inputs[side])
         return out
 
 

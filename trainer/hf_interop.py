@@ -15,7 +15,8 @@ import shutil
 
 import torch
 
-from trainer.model import AmbertModel, Encoder
+from trainer.ambert_encoder import Encoder
+from trainer.model import AmbertModel
 
 _LAYER = {  # our name inside encoder.layers.{i} → transformers' inside encoder.layer.{i}
     "attention.query": "attention.self.query",
@@ -237,6 +238,7 @@ def export_hf(model: AmbertModel, out_dir: str, fine_vocab_file: str, fine_token
 
 
 EXPORTED_CODE = {  # our module → its name in an hf-ambert directory (torch / transformers / tokenizers only)
+    "ambert_encoder.py": "ambert_encoder.py",
     "hf_ambert_modeling.py": "modeling_ambert.py",
     "hf_ambert_tokenize.py": "tokenize_ambert.py",
 }

@@ -4,7 +4,8 @@
     out.loss.backward()                 # fine + coarse MLM (perm: pointer) (+ NSP, SOP); only at chosen positions
     enc = model.encode(fine_ids, fine_type, fine_mask, None, None, None, sides=("fine",))   # AMBERT-Single
 Variants: ambert (one shared encoder, two word embeddings), combo (two encoders), hybrid (one encoder over the
-concatenated sequences), bert-fine / bert-coarse (one granularity). Layout and names follow Hugging Face BertModel.
+concatenated sequences), bert-fine / bert-coarse (one granularity). Layout and names follow Hugging Face BertModel;
+the encoder arithmetic lives in trainer/ambert_encoder.py, which the hf-ambert export runs too.
 """
 
 from __future__ import annotations
@@ -14,93 +15,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
+from trainer.ambert_encoder import AmbertBody, init_weights
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
 from trainer.objectives import PointerHead, pair_loss
 from trainer.packing import plan_packing
-
-
-class Embeddings(nn.Module):
-    """Position + token type embeddings, LayerNorm and dropout over given word vectors (word tables live apart)."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.position_embeddings = nn.Embedding(cfg.max_position, cfg.hidden_size)
-        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, words: torch.Tensor, token_type: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        x = words + self.position_embeddings(positions) + self.token_type_embeddings(token_type)  # (B, L, H)
-        return self.dropout(self.LayerNorm(x))
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.heads, self.dropout = cfg.num_heads, cfg.attention_dropout
-        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:  # keep: (B, 1, 1, L) bool
-        B, L, H = x.shape
-        q, k, v = (
-            t.view(B, L, self.heads, H // self.heads).transpose(1, 2)  # (B, nh, L, hd)
-            for t in (self.query(x), self.key(x), self.value(x))
-        )
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
-        return y.transpose(1, 2).reshape(B, L, H)
-
-
-class Layer(nn.Module):
-    """Post-LN Transformer layer: x = LN(x + attn(x)); x = LN(x + FFN(x))."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.attention = SelfAttention(cfg)
-        self.attention_output = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.attention_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.intermediate = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.output = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
-        self.output_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention_output(self.attention(x, keep))))
-        return self.output_norm(x + self.dropout(self.output(F.gelu(self.intermediate(x)))))
-
-
-class Encoder(nn.Module):
-    """Embeddings (without the word table) + layers + pooler: a BertModel minus its word embeddings."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.embeddings = Embeddings(cfg)
-        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
-        self.gradient_checkpointing = cfg.gradient_checkpointing
-        self.pooler = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-
-    def forward(
-        self, words: torch.Tensor, token_type: torch.Tensor, keep: torch.Tensor, positions: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """keep: (B, L) bool, True at real tokens (each attends to all real ones), or (B, 1, L, L) query × key."""
-        if positions is None:
-            positions = torch.arange(words.shape[1], device=words.device).unsqueeze(0)  # (1, L)
-        x = self.embeddings(words, token_type, positions)
-        if keep.dim() == 2:
-            keep = keep[:, None, None, :]  # (B, 1, 1, L)
-        for layer in self.layers:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(layer, x, keep, use_reentrant=False)  # recomputed in backward
-            else:
-                x = layer(x, keep)
-        return x  # (B, L, H)
-
-    def pool(self, hidden_cls: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.pooler(hidden_cls))  # (B, H)
 
 
 class MLMHead(nn.Module):
@@ -147,46 +67,22 @@ def packed_plan(fine_mask: torch.Tensor, coarse_mask: torch.Tensor, joint: bool)
     return {name: torch.from_numpy(array).to(fine_mask.device) for name, array in plan.items()}
 
 
-class AmbertModel(nn.Module):
-    """Word embeddings per granularity, the encoder(s) of `cfg.variant`, MLM heads (tied decoders), PERT pointer
-    heads (objective perm), optional NSP and SOP heads (trainer/objectives.py)."""
+class AmbertModel(AmbertBody, nn.Module):
+    """Word embeddings per granularity, the encoder(s) of `cfg.variant` (trainer/ambert_encoder.py), MLM heads (tied
+    decoders), PERT pointer heads (objective perm), optional NSP and SOP heads (trainer/objectives.py)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.hidden_size = cfg.hidden_size
-        variant = cfg.variant
-        self.sides = {"bert-fine": ("fine",), "bert-coarse": ("coarse",)}.get(variant, ("fine", "coarse"))
-        self.word_embeddings = nn.ModuleDict(
-            {
-                side: nn.Embedding(cfg.fine_vocab_size if side == "fine" else cfg.coarse_vocab_size, cfg.hidden_size)
-                for side in self.sides
-            }
-        )
-        if variant == "combo":
-            self.encoders = nn.ModuleDict({"fine": Encoder(cfg), "coarse": Encoder(cfg)})
-        else:
-            self.encoder = Encoder(cfg)  # shared by both sides (ambert), joint (hybrid) or single (bert-*)
+        self.build_body(cfg)
         self.mlm_heads = nn.ModuleDict({side: MLMHead(cfg, self.word_embeddings[side]) for side in self.sides})
         if cfg.objective == "perm":  # PERT: where each chosen token came from (the MLM heads stay, unused)
             self.pointer_heads = nn.ModuleDict({side: PointerHead(cfg) for side in self.sides})
-        pooled_width = (2 if variant in ("ambert", "combo") else 1) * cfg.hidden_size
+        pooled_width = (2 if cfg.variant in ("ambert", "combo") else 1) * cfg.hidden_size
         self.nsp_head = nn.Linear(pooled_width, 2) if cfg.nsp else None
         self.sop_head = nn.Linear(pooled_width, 2) if cfg.sop else None
-        self.apply(self._init_weights)
-
-    def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=self.cfg.initializer_range)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
-
-    def encoder_of(self, side: str) -> Encoder:
-        """The encoder that reads `side` (the same module for both sides except in combo)."""
-        return self.encoders[side] if self.cfg.variant == "combo" else self.encoder
+        self.apply(lambda module: init_weights(module, cfg.initializer_range))
 
     def encode(
         self,
@@ -237,12 +133,9 @@ class AmbertModel(nn.Module):
                 out.coarse_pooled = self.encoder.pool(out.coarse_hidden[:, 0])
             return out
         for side in wanted:
-            ids, types, mask = inputs[side]
-            encoder = self.encoder_of(side)
-            hidden = encoder(self.word_embeddings[side](ids), types, mask)
+            hidden, pooled = self.encode_side(side, *inputs[side], pool=pool)
             setattr(out, f"{side}_hidden", hidden)
-            if pool:
-                setattr(out, f"{side}_pooled", encoder.pool(hidden[:, 0]))
+            setattr(out, f"{side}_pooled", pooled)
         return out
 
     def _mlm(self, side: str, hidden: torch.Tensor, index: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
