@@ -2,6 +2,7 @@
 
     ambert train --data out/shards-en --vocab out/vocab-en --out out/run --preset tiny optim.max_steps=200
     ambert train --out out/run --resume              ambert train ... --nproc 2   (wraps torchrun)
+    ambert train ... --eval-data out/shards-heldout  (eval_* metrics every run.eval_every steps)
     ambert export --format hf out/run out/hf-bert    ambert plot out/run
 Torch is imported inside each command, so the rest of `ambert` stays light.
 """
@@ -67,8 +68,9 @@ def training_progress(max_steps: int):
         task = bar.add_task("", total=max_steps)
 
         def report(record: dict) -> None:
-            if "step" not in record:
-                print_report(record)
+            if "step" not in record or "eval_loss" in record:  # a note or an evaluation: its line (the bar: steps)
+                print_report({name: value for name, value in record.items() if name != "loss"})
+            if "loss" not in record:
                 return
             bar.update(
                 task,
@@ -90,6 +92,13 @@ def train(
     ] = None,
     data: Annotated[str | None, typer.Option(help="Shard set directory (from `ambert shard build`).")] = None,
     vocab: Annotated[str | None, typer.Option(help="The vocab artifact the shard set was built with.")] = None,
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Held-out shard set built with the same vocab: MLM loss, accuracy and perplexity every "
+            "run.eval_every steps (data.eval_data; may be added or changed on --resume)."
+        ),
+    ] = None,
     out: Annotated[str, typer.Option(help="Run directory: config, vocab copy, metrics, checkpoints.")] = "",
     preset: Annotated[str, typer.Option(help="tiny (CPU, tests, demo) or base (paper Table 10).")] = "tiny",
     config: Annotated[str | None, typer.Option(help="TOML or JSON config file applied over the preset.")] = None,
@@ -131,6 +140,8 @@ def train(
     extra = list(overrides or [])
     if data:
         extra.append(f"data.data={data}")
+    if eval_data:
+        extra.append(f"data.eval_data={eval_data}")
     if variant:
         extra.append(f"model.variant={variant}")
     if max_steps is not None:

@@ -74,6 +74,23 @@ class MaskedBatch:
         names = ("packed_source", "packed_segment", "packed_position", "fine_packed_at", "coarse_packed_at")
         return {name: getattr(self, name) for name in names}
 
+    def loss_totals(self) -> torch.Tensor:
+        """(fine, coarse, nsp, sop) float64: what each part of the loss sums over in this batch (trainer.model.PARTS;
+        predicted positions of each side, from the MLM weights or, for perm, the dense labels; labelled examples of
+        NSP and SOP). Summed over a step's micro-batches and ranks, they normalize its loss once."""
+
+        def side(weight: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+            return weight.sum() if weight is not None else (labels != IGNORE).sum()
+
+        sop = self.sop_labels if self.sop_labels is not None else self.nsp_labels.new_full((1,), IGNORE)
+        counts = [
+            side(self.fine_mlm_weight, self.fine_labels),
+            side(self.coarse_mlm_weight, self.coarse_labels),
+            (self.nsp_labels != IGNORE).sum(),
+            (sop != IGNORE).sum(),
+        ]
+        return torch.stack([count.to(torch.float64) for count in counts])
+
     def __len__(self) -> int:
         """Examples in the batch (filler rows that pad it to a fixed number of rows do not count)."""
         return len(self.keys)

@@ -78,6 +78,13 @@ class DataConfig:
     """Where examples come from and how they are masked and batched (per rank)."""
 
     data: str = field(default="", metadata={"help": "Shard set directory or fsspec URL (same as --data)."})
+    eval_data: str = field(
+        default="",
+        metadata={
+            "help": "Held-out shard set of the same vocab (same as --eval-data), evaluated every run.eval_every "
+            "steps with fixed masks; empty: none. May change on resume."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Examples per rank per step, before accumulation."})
     num_workers: int = field(
         default=1, metadata={"help": "DataLoader worker processes per rank (0: the main process reads)."}
@@ -172,6 +179,13 @@ class RunConfig:
         default=10, metadata={"help": "Steps between metric lines (metrics.jsonl, TensorBoard, progress)."}
     )
     save_every: int = field(default=1000, metadata={"help": "Steps between checkpoints."})
+    eval_every: int = field(
+        default=1000,
+        metadata={
+            "help": "Steps between evaluations of data.eval_data (and at the last step): eval_* fields of "
+            "metrics.jsonl and TensorBoard."
+        },
+    )
     keep_last: int = field(default=3, metadata={"help": "Checkpoints kept (older ones are deleted)."})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda."})
     trace_keys: bool = field(
@@ -196,14 +210,14 @@ PRESETS: dict[str, dict[str, dict[str, typing.Any]]] = {
         "model": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128, "max_position": 512},
         "data": {"batch_size": 16, "num_workers": 1, "shuffle_buffer": 200},
         "optim": {"lr": 1e-3, "warmup_steps": 20, "max_steps": 200},
-        "run": {"log_every": 10, "save_every": 100},
+        "run": {"log_every": 10, "save_every": 100, "eval_every": 50},
     },
     # Paper Table 10 (Chinese and English AMBERT): seq 512 comes from the shard set, batch is global.
     "base": {
         "model": {"hidden_size": 768, "num_layers": 12, "num_heads": 12, "intermediate_size": 3072},
         "data": {"batch_size": 64, "num_workers": 4, "shuffle_buffer": 10_000},
         "optim": {"lr": 1e-4, "warmup_steps": 10_000, "max_steps": 1_000_000},
-        "run": {"log_every": 100, "save_every": 5000},
+        "run": {"log_every": 100, "save_every": 5000, "eval_every": 5000},
     },
 }
 
@@ -278,6 +292,9 @@ def validate(cfg: TrainConfig) -> TrainConfig:
             raise ConfigError(f"data.{name} {getattr(cfg.data, name)} is too small")
     if cfg.optim.grad_accum < 1 or cfg.optim.max_steps < 0 or cfg.run.keep_last < 1:
         raise ConfigError("optim.grad_accum and run.keep_last must be ≥ 1, optim.max_steps ≥ 0")
+    for name in ("log_every", "save_every", "eval_every"):
+        if getattr(cfg.run, name) < 1:
+            raise ConfigError(f"run.{name} {getattr(cfg.run, name)} must be ≥ 1")
     return cfg
 
 

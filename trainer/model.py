@@ -45,17 +45,46 @@ class Encoded:
     coarse_pooled: torch.Tensor | None
 
 
+PARTS = ("fine", "coarse", "nsp", "sop")  # the loss's parts: MLM (or pointer) per side, sentence-pair heads
+
+
 @dataclass
 class PretrainOutput:
-    loss: torch.Tensor
-    fine_loss: torch.Tensor | None
-    coarse_loss: torch.Tensor | None
-    nsp_loss: torch.Tensor | None
-    sop_loss: torch.Tensor | None
+    """Per part the model has (of PARTS): the summed loss and what it sums over (fine, coarse: predicted positions;
+    nsp, sop: labelled examples); the correct MLM predictions per side. Sums, not means, so that the loss of a step
+    over several micro-batches and ranks is normalized once, by the step's totals (normalized_loss)."""
+
+    loss_sums: dict[str, torch.Tensor]
+    counts: dict[str, torch.Tensor]  # long, no grad
     fine_correct: torch.Tensor
-    fine_count: torch.Tensor
     coarse_correct: torch.Tensor
-    coarse_count: torch.Tensor
+
+    def mean(self, part: str) -> torch.Tensor | None:
+        """The part's mean loss over this batch (None when the model has no such part)."""
+        if part not in self.loss_sums:
+            return None
+        return self.loss_sums[part] / self.counts[part].clamp(min=1)
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """This batch's loss: the sum of the parts' means."""
+        return sum(self.mean(part) for part in self.loss_sums)
+
+    def normalized_loss(self, totals: torch.Tensor) -> torch.Tensor:
+        """Σ over parts of the summed loss / totals[part] (a tensor ordered as PARTS): the batch's share of a loss
+        whose means are taken over a whole step (every micro-batch and rank), not per batch."""
+        return sum(self.loss_sums[part] / totals[PARTS.index(part)].clamp(min=1) for part in self.loss_sums)
+
+    fine_loss = property(lambda self: self.mean("fine"))
+    coarse_loss = property(lambda self: self.mean("coarse"))
+    nsp_loss = property(lambda self: self.mean("nsp"))
+    sop_loss = property(lambda self: self.mean("sop"))
+
+    def count(self, part: str) -> torch.Tensor:
+        return self.counts.get(part, self.fine_correct.new_zeros(()))
+
+    fine_count = property(lambda self: self.count("fine"))
+    coarse_count = property(lambda self: self.count("coarse"))
 
 
 def packed_plan(fine_mask: torch.Tensor, coarse_mask: torch.Tensor, joint: bool) -> dict[str, torch.Tensor]:
@@ -139,16 +168,14 @@ class AmbertModel(AmbertBody, nn.Module):
         return out
 
     def _mlm(self, side: str, hidden: torch.Tensor, index: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
-        """Weighted mean cross-entropy over a fixed budget of positions (B, P): a static gather before the vocabulary
-        projection, zero-weight slots computed and ignored."""
+        """(summed cross-entropy, correct, count) over a fixed budget of positions (B, P): a static gather before the
+        vocabulary projection, zero-weight slots computed and ignored."""
         picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, P, H)
         logits = self.mlm_heads[side](picked).float()  # (B, P, V)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0), reduction="none")
         weight = weight.flatten()
-        count = weight.sum()
-        loss = (losses * weight).sum() / count.clamp(min=1)
         correct = ((logits.argmax(-1).flatten() == labels.flatten()) * weight).sum()
-        return loss, correct.detach().long(), count.detach().long()
+        return (losses * weight).sum(), correct.detach().long(), weight.sum().detach().long()
 
     def forward(self, batch: MaskedBatch) -> PretrainOutput:
         """Pre-training losses of a collated batch (trainer.masking.MaskingCollator: static shapes throughout)."""
@@ -163,16 +190,15 @@ class AmbertModel(AmbertBody, nn.Module):
             plan=batch.packing_plan(),
         )
         zero = torch.zeros((), device=batch.fine_ids.device, dtype=torch.long)
-        losses, stats = {}, {}
+        sums, counts, correct = {}, {}, {"fine": zero, "coarse": zero}
         for side in self.sides:
             hidden = getattr(enc, f"{side}_hidden")
             if self.cfg.objective == "perm":  # dense: where each chosen token came from
                 mask, labels = getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_labels")
-                losses[side], *stats[side] = self.pointer_heads[side].loss(hidden, mask, labels)
+                sums[side], correct[side], counts[side] = self.pointer_heads[side].loss(hidden, mask, labels)
             else:
                 targets = (getattr(batch, f"{side}_mlm_{part}") for part in ("index", "labels", "weight"))
-                losses[side], *stats[side] = self._mlm(side, hidden, *targets)
-        nsp_loss = sop_loss = None
+                sums[side], correct[side], counts[side] = self._mlm(side, hidden, *targets)
         if self.nsp_head is not None or self.sop_head is not None:
             pooled = (
                 torch.cat([enc.fine_pooled, enc.coarse_pooled], -1)
@@ -182,22 +208,10 @@ class AmbertModel(AmbertBody, nn.Module):
                 else enc.coarse_pooled
             )
             if self.nsp_head is not None:
-                nsp_loss = pair_loss(self.nsp_head(pooled), batch.nsp_labels)
+                sums["nsp"], counts["nsp"] = pair_loss(self.nsp_head(pooled), batch.nsp_labels)
             if self.sop_head is not None and batch.sop_labels is not None:
-                sop_loss = pair_loss(self.sop_head(pooled), batch.sop_labels)
-        loss = sum(losses.values()) + sum(extra for extra in (nsp_loss, sop_loss) if extra is not None)
-        fine, coarse = stats.get("fine", (zero, zero)), stats.get("coarse", (zero, zero))
-        return PretrainOutput(
-            loss=loss,
-            fine_loss=losses.get("fine"),
-            coarse_loss=losses.get("coarse"),
-            nsp_loss=nsp_loss,
-            sop_loss=sop_loss,
-            fine_correct=fine[0],
-            fine_count=fine[1],
-            coarse_correct=coarse[0],
-            coarse_count=coarse[1],
-        )
+                sums["sop"], counts["sop"] = pair_loss(self.sop_head(pooled), batch.sop_labels)
+        return PretrainOutput(sums, counts, correct["fine"], correct["coarse"])
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -1,8 +1,8 @@
 """The pre-training heads beside MLM: PERT's pointer head and the sentence-pair heads (NSP, SOP).
 
     head = PointerHead(cfg)                                   # model.objective=perm (trainer/model.py builds it)
-    loss, correct, count = head.loss(hidden, mask, targets)   # targets: source positions, IGNORE elsewhere
-    loss = pair_loss(pair_head(pooled), labels)                # NSP or SOP: mean cross-entropy where labelled
+    summed, correct, count = head.loss(hidden, mask, targets)  # targets: source positions, IGNORE elsewhere
+    summed, count = pair_loss(pair_head(pooled), labels)      # NSP or SOP: cross-entropy where labelled
 
 PERT (Cui et al. 2022) permutes the chosen positions of the input and predicts, for each, the position its token
 came from: a pointer over the sequence's real positions (scaled dot products of a query and a key projection of the
@@ -39,16 +39,15 @@ class PointerHead(nn.Module):
     def loss(
         self, hidden: torch.Tensor, mask: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(mean cross-entropy over the chosen positions, correct pointers, chosen positions)."""
+        """(summed cross-entropy over the chosen positions, correct pointers, chosen positions)."""
         where = targets != IGNORE
         logits = self(hidden, mask, where)
         wanted = targets[where]
-        count = where.sum()
-        loss = F.cross_entropy(logits, wanted, reduction="sum") / count.clamp(min=1)
-        return loss, (logits.argmax(-1) == wanted).sum().detach(), count.detach()
+        loss = F.cross_entropy(logits, wanted, reduction="sum")
+        return loss, (logits.argmax(-1) == wanted).sum().detach(), where.sum().detach()
 
 
-def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of a sentence-pair head (NSP, SOP) over the examples that have a label."""
-    has = (labels != IGNORE).sum()
-    return F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum") / has.clamp(min=1)
+def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy of a sentence-pair head (NSP, SOP) over the examples that have a label, their count)."""
+    summed = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+    return summed, (labels != IGNORE).sum().detach()

@@ -84,8 +84,8 @@ def lr_lambda(warmup_steps: int, max_steps: int) -> Callable[[int], float]:
 
 
 def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> None:
-    """Check the shard set against the vocab artifact, write RUN/config.json (`cfg`, sized by sized_config) and
-    RUN/vocab. Rank 0 only."""
+    """Check the shard set (and the held-out one) against the vocab artifact, write RUN/config.json (`cfg`, sized by
+    sized_config) and RUN/vocab. Rank 0 only."""
     config_path = os.path.join(out, CONFIG)
     if os.path.exists(config_path) and not resume:
         raise TrainError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -96,6 +96,10 @@ def prepare_run(out: str, cfg: TrainConfig, vocab_dir: str, resume: bool) -> Non
 
     Corruption.from_config(vocab_dir, cfg)  # fails now, before RUN is written, on e.g. mac without similar words
     manifest = read_manifest(cfg.data.data, expect_vocab_id=artifact["id"])
+    if cfg.data.eval_data:
+        from trainer.evaluation import heldout_seq_len
+
+        heldout_seq_len(cfg.data.eval_data, artifact["id"], cfg.model.max_position)
     seq_len = int(manifest["options"]["max_seq_len"])
     if seq_len > cfg.model.max_position:
         raise TrainError(
@@ -173,7 +177,8 @@ class MetricsLog:
             handle.write(json.dumps(record, sort_keys=True) + "\n")
         for name, value in record.items():
             if name != "step" and isinstance(value, int | float) and math.isfinite(value):
-                self.board.add_scalar(f"train/{name}", value, record["step"])
+                tag = f"eval/{name.removeprefix('eval_')}" if name.startswith("eval_") else f"train/{name}"
+                self.board.add_scalar(tag, value, record["step"])
 
     def close(self) -> None:
         if self.board is not None:
@@ -203,10 +208,13 @@ class StopSignal:
             signal.signal(number, handler)
 
 
-def next_step_batches(batches: Iterator, count: int, ddp: Distributed, stop: StopSignal) -> tuple[list | None, bool]:
-    """(`count` batches from this rank's loader, or None for every rank once any rank's loader is exhausted;
-    whether any rank was asked to stop). One tiny all-reduce per step keeps uneven ranks from hanging DDP and
-    lets every rank finish the same step before a signalled stop."""
+def next_step_batches(
+    batches: Iterator, count: int, ddp: Distributed, stop: StopSignal
+) -> tuple[list | None, torch.Tensor, bool]:
+    """(`count` batches from this rank's loader, or None for every rank once any rank's loader is exhausted; the
+    step's loss totals over every rank (MaskedBatch.loss_totals summed); whether any rank was asked to stop). One
+    small all-reduce per step keeps uneven ranks from hanging DDP, lets every rank finish the same step before a
+    signalled stop and gives the global number of predicted tokens that normalizes the step's loss."""
     taken = []
     for _ in range(count):
         batch = next(batches, None)
@@ -214,27 +222,27 @@ def next_step_batches(batches: Iterator, count: int, ddp: Distributed, stop: Sto
             break
         taken.append(batch)
     have, stopping = len(taken) == count, stop.received is not None
+    totals = sum((batch.loss_totals() for batch in taken), torch.zeros(4, dtype=torch.float64))
     if ddp.world_size > 1:
-        flags = torch.tensor([1 if have else 0, 0 if stopping else 1], dtype=torch.int32)
+        flags = torch.cat([torch.tensor([float(have), float(stopping)], dtype=torch.float64), totals])
         if ddp.device.type == "cuda":
             flags = flags.to(ddp.device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
-        have, stopping = bool(flags[0].item()), not bool(flags[1].item())
-    return (taken if have else None), stopping
+        dist.all_reduce(flags)
+        flags = flags.cpu()
+        have, stopping, totals = bool(flags[0] == ddp.world_size), bool(flags[1] > 0), flags[2:]
+    return (taken if have else None), totals, stopping
 
 
 class TrainStats:
-    """Sums since the last log step, kept on the device (no host sync per step) and read at log steps."""
+    """Sums since the last log step, kept on the device (no host sync per step) and read at log steps; the losses
+    read are means over every predicted position (or labelled example) of the window, on every rank."""
 
+    PARTS = ("fine", "coarse", "nsp", "sop")  # trainer.model.PARTS
     FIELDS = (
-        "fine_loss",
-        "coarse_loss",
-        "nsp_loss",
-        "sop_loss",
+        *(f"{part}_loss" for part in PARTS),
+        *(f"{part}_count" for part in PARTS),
         "fine_correct",
-        "fine_count",
         "coarse_correct",
-        "coarse_count",
         "fine_capped",
         "coarse_capped",
         "skipped_steps",
@@ -242,17 +250,15 @@ class TrainStats:
 
     def __init__(self, device: torch.device) -> None:
         self.sums = torch.zeros(len(self.FIELDS), device=device, dtype=torch.float64)
-        self.micro_batches = 0
         self.steps = 0
 
     def add(self, output, batch: MaskedBatch) -> None:
-        """One micro-batch's model output and its collator's capped counts."""
-        values = [output.fine_loss, output.coarse_loss, output.nsp_loss, output.sop_loss, output.fine_correct]
-        values += [output.fine_count]
-        values += [output.coarse_correct, output.coarse_count, batch.capped[0], batch.capped[1]]
+        """One micro-batch's model output (trainer.model.PretrainOutput) and its collator's capped counts."""
         zero = self.sums.new_zeros(())
-        self.sums[: len(values)] += torch.stack([zero if v is None else v.detach().to(zero) for v in values])
-        self.micro_batches += 1
+        values = [output.loss_sums.get(part, zero) for part in self.PARTS]
+        values += [output.counts.get(part, zero) for part in self.PARTS]
+        values += [output.fine_correct, output.coarse_correct, batch.capped[0], batch.capped[1]]
+        self.sums[: len(values)] += torch.stack([value.detach().to(zero) for value in values])
 
     def add_step(self, grad_norm: torch.Tensor) -> None:
         """One optimizer step; a non-finite gradient norm (fp16 overflow: GradScaler skips the update) is counted."""
@@ -260,18 +266,19 @@ class TrainStats:
         self.steps += 1
 
     def read(self, ddp: Distributed) -> dict[str, float]:
-        """Means over every rank's micro-batches (one all-reduce, one host sync)."""
+        """Loss per part (0 for a part the model lacks) and their sum, masked accuracy and capped share per side, and
+        skipped steps, over every rank (one all-reduce, one host sync)."""
         sums = self.sums.clone()
         if ddp.world_size > 1:
             dist.all_reduce(sums)
         total = dict(zip(self.FIELDS, sums.tolist(), strict=True))
-        micro = max(self.micro_batches * ddp.world_size, 1)
-        record = {name: total[name] / micro for name in ("fine_loss", "coarse_loss", "nsp_loss", "sop_loss")}
+        record = {f"{part}_loss": total[f"{part}_loss"] / max(total[f"{part}_count"], 1) for part in self.PARTS}
         record["loss"] = sum(record.values())
         for side in ("fine", "coarse"):
             record[f"{side}_acc"] = total[f"{side}_correct"] / max(total[f"{side}_count"], 1)
             predicted = total[f"{side}_count"] + total[f"{side}_capped"]
             record[f"{side}_capped"] = total[f"{side}_capped"] / max(predicted, 1)  # share of masked positions
+            record[f"{side}_count"] = int(total[f"{side}_count"])
         record["skipped_steps"] = int(total["skipped_steps"] / ddp.world_size)
         return record
 
@@ -300,6 +307,7 @@ def train_step(
     forward: Callable[[MaskedBatch], object],
     trained: torch.nn.Module,
     micro_batches: list[MaskedBatch],
+    totals: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     scheduler,
     scaler: torch.amp.GradScaler,
@@ -307,18 +315,22 @@ def train_step(
     grad_clip: float,
     stats: TrainStats,
     device: torch.device,
+    world_size: int,
 ) -> torch.Tensor:
-    """One optimizer step over `micro_batches` (gradient accumulation; DDP syncs on the last one only). Returns
-    the gradient norm before clipping, on the device."""
+    """One optimizer step over `micro_batches` (gradient accumulation; DDP syncs on the last one only). The loss is
+    normalized by the step's `totals` over every micro-batch and rank (next_step_batches), so 2 ranks × 2
+    micro-batches of B give the gradient of one batch of 4B; DDP averages over ranks, so each rank divides by its
+    share (totals / world_size). Returns the gradient norm before clipping, on the device."""
     optimizer.zero_grad(set_to_none=True)
     accumulating = isinstance(trained, torch.nn.parallel.DistributedDataParallel)
+    share = (totals / world_size).to(device, torch.float32, non_blocking=True)
     for index, batch in enumerate(micro_batches):
         batch = batch.to(device, non_blocking=True)
         last = index == len(micro_batches) - 1
         with nullcontext() if last or not accumulating else trained.no_sync():
             with precision.autocast():
                 output = forward(batch)
-            scaler.scale(output.loss / len(micro_batches)).backward()
+            scaler.scale(output.normalized_loss(share)).backward()
         stats.add(output, batch)
     scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(trained.parameters(), grad_clip)
@@ -429,6 +441,11 @@ def train(
         cfg.data.packed_rows,
         cfg.data.max_predictions,
     )
+    heldout = None
+    if cfg.data.eval_data:
+        from trainer.evaluation import HeldOut
+
+        heldout = HeldOut.open(cfg, cfg.data.eval_data, vocab_dir=vocab_copy, rank=ddp.rank, world_size=ddp.world_size)
     log = MetricsLog(out, ddp.is_main)
     last: dict = {}
     window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0}
@@ -463,7 +480,7 @@ def train(
     with StopSignal() as stop:
         while step < cfg.optim.max_steps:
             waited = time.monotonic()
-            micro_batches, stopping = next_step_batches(batches, cfg.optim.grad_accum, ddp, stop)
+            micro_batches, totals, stopping = next_step_batches(batches, cfg.optim.grad_accum, ddp, stop)
             window["wait"] += time.monotonic() - waited
             if stopping:
                 break
@@ -487,6 +504,7 @@ def train(
                 forward,
                 trained,
                 micro_batches,
+                totals,
                 optimizer,
                 scheduler,
                 scaler,
@@ -494,13 +512,15 @@ def train(
                 cfg.optim.grad_clip,
                 stats,
                 ddp.device,
+                ddp.world_size,
             )
             step += 1
             position = position.after(len(micro_batches))
 
+            record = {}
             if step % cfg.run.log_every == 0 or step == cfg.optim.max_steps:
                 elapsed = max(time.monotonic() - window["started"], 1e-9)
-                last = {
+                record = {
                     "step": step,
                     "epoch": position.epoch,
                     **stats.read(ddp),
@@ -509,11 +529,18 @@ def train(
                     "tokens_per_s": window["tokens"] * ddp.world_size / elapsed,
                     "loader_wait": window["wait"] / elapsed,
                 }
-                log.write(last)
-                if ddp.is_main and report:
-                    report(last)
                 stats = TrainStats(ddp.device)
                 window = {"started": time.monotonic(), "wait": 0.0, "tokens": 0}
+            if heldout is not None and (step % cfg.run.eval_every == 0 or step == cfg.optim.max_steps):
+                started = time.monotonic()
+                record = {"step": step, "epoch": position.epoch, **record, **heldout.evaluate(model, precision, ddp)}
+                record["eval_seconds"] = time.monotonic() - started
+                window["started"] += record["eval_seconds"]  # tokens/s counts training time only
+            if record:
+                log.write(record)
+                if ddp.is_main and report:
+                    report(record)
+                last = record
             if step % cfg.run.save_every == 0 and step < cfg.optim.max_steps:
                 save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last, scaler)
     saved = save_checkpoint(out, step, model, optimizer, scheduler, position, cfg.run.keep_last, scaler)
@@ -529,14 +556,23 @@ def train(
 
 
 def print_report(record: dict) -> None:
-    """Default progress: one line per logged step on rank 0 (stderr)."""
+    """Default progress: one line per logged step on rank 0 (stderr), and one per evaluation."""
     if "step" not in record:
         print("  ".join(f"{k}={v}" for k, v in record.items()), file=sys.stderr)
         return
-    print(
-        f"step {record['step']:>7}  loss {record['loss']:.4f} (fine {record['fine_loss']:.4f}, coarse "
-        f"{record['coarse_loss']:.4f})  acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f}  "
-        f"lr {record['lr']:.2e}  {record['tokens_per_s']:.0f} tok/s",
-        file=sys.stderr,
-        flush=True,
-    )
+    if "loss" in record:
+        print(
+            f"step {record['step']:>7}  loss {record['loss']:.4f} (fine {record['fine_loss']:.4f}, coarse "
+            f"{record['coarse_loss']:.4f})  acc {record['fine_acc']:.3f}/{record['coarse_acc']:.3f}  "
+            f"lr {record['lr']:.2e}  {record['tokens_per_s']:.0f} tok/s",
+            file=sys.stderr,
+            flush=True,
+        )
+    if "eval_loss" in record:
+        sides = "  ".join(
+            f"{side} loss {record[f'eval_{side}_loss']:.4f} acc {record[f'eval_{side}_acc']:.3f} "
+            f"ppl {record[f'eval_{side}_ppl']:.2f}"
+            for side in ("fine", "coarse")
+            if f"eval_{side}_loss" in record
+        )
+        print(f"eval {record['step']:>7}  loss {record['eval_loss']:.4f}  {sides}", file=sys.stderr, flush=True)

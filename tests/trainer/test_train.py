@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import shutil
 import signal
@@ -44,7 +45,7 @@ def ambert_train(
 
 def losses(run: Path) -> dict[int, float]:
     with open(run / "metrics.jsonl", encoding="utf-8") as handle:
-        return {record["step"]: record["loss"] for record in map(json.loads, handle)}
+        return {record["step"]: record["loss"] for record in map(json.loads, handle) if "loss" in record}
 
 
 def test_config_presets_files_and_overrides(tmp_path):
@@ -345,3 +346,63 @@ def test_compiled_run_matches_eager_and_prints_no_graph_break(trainer_data, tmp_
     assert sorted(runs["true"]) == [1, 2, 3, 4]
     for step, loss in runs["false"].items():
         assert abs(runs["true"][step] - loss) < 1e-3 * loss, (step, runs)
+
+
+def test_held_out_evaluation_is_logged_reproduced_by_a_resume_and_plotted(trainer_data, tmp_path):
+    """--eval-data: eval_* fields at every run.eval_every-th step and the last; the same numbers from the ablation's
+    held-out loss on the saved weights (one function), from a run resumed before them, and drawn by `ambert plot`
+    (a torn last line tolerated); a held-out set of another vocab is refused before the run is written."""
+    from trainer.finetune.ablation import heldout_loss
+
+    data, vocab, run = trainer_data["zh_shards"], trainer_data["zh_vocab"], tmp_path / "run"
+    ambert_train(
+        data, vocab, run, "--eval-data", str(data), "optim.max_steps=7", "run.eval_every=3", "run.save_every=3"
+    )
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evaluated = {record["step"]: record for record in records if "eval_loss" in record}
+    assert sorted(evaluated) == [3, 6, 7] and [record["step"] for record in records] == list(range(1, 8))
+    for record in evaluated.values():
+        for side in ("fine", "coarse"):
+            assert 0 < record[f"eval_{side}_loss"] < 15 and 0 <= record[f"eval_{side}_acc"] <= 1
+            assert record[f"eval_{side}_ppl"] == pytest.approx(math.exp(record[f"eval_{side}_loss"]))
+            assert record[f"eval_{side}_count"] > 100
+        assert record["eval_loss"] == pytest.approx(record["eval_fine_loss"] + record["eval_coarse_loss"])
+    assert evaluated[7]["eval_loss"] < evaluated[3]["eval_loss"]  # the model learns
+
+    again = heldout_loss(str(run), str(data), max_batches=10_000)  # the step-7 weights, evaluated anew
+    for name in ("loss", "fine_loss", "coarse_loss", "fine_acc", "coarse_acc"):
+        assert again[name] == pytest.approx(evaluated[7][f"eval_{name}"], rel=1e-6), name
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    for step in ("00000006", "00000007"):
+        shutil.rmtree(resumed / "checkpoints" / f"step-{step}")
+    result = subprocess.run(
+        [AMBERT, "train", "--out", str(resumed), "--resume"], capture_output=True, text=True, env=ENV, timeout=240
+    )
+    assert result.returncode == 0, result.stderr
+    timing = ("tokens_per_s", "loader_wait", "eval_seconds")
+    redone = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert [{k: v for k, v in r.items() if k not in timing} for r in redone] == [
+        {k: v for k, v in r.items() if k not in timing} for r in records
+    ]
+
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        handle.write('{"step": 8, "loss": 1.')  # torn by a kill mid-write
+    plot = subprocess.run([AMBERT, "plot", str(run)], capture_output=True, text=True, env=ENV, check=False)
+    assert plot.returncode == 0 and (run / "curves.png").stat().st_size > 10_000, plot.stderr
+    from trainer.plots import read_metrics
+
+    assert len(read_metrics(str(run / "metrics.jsonl"))) == 7
+
+    foreign = ambert_train(
+        data,
+        vocab,
+        tmp_path / "foreign",
+        "--eval-data",
+        str(trainer_data["en_shards"]),
+        "optim.max_steps=2",
+        check=False,
+    )
+    assert foreign.returncode == 2 and "--eval-data" in foreign.stderr and "vocab" in foreign.stderr, foreign.stderr
+    assert not (tmp_path / "foreign" / "config.json").exists()

@@ -188,65 +188,25 @@ def pretrain(language: Language, label: str, run: str, steps: int, overrides: li
 
 
 def heldout_loss(run: str, shards: str, max_batches: int = 50) -> dict:
-    """The run's own pre-training loss (its masking and objective; no dropout) on the shard set `shards`, one pass
-    of at most max_batches batches with fixed masks (seed 0, epoch 0): {"loss", "fine_loss", "coarse_loss",
-    "fine_acc", "coarse_acc", "batches"}. The side losses are MLM cross-entropy (mlm, mac) or the pointer's (perm)."""
-    import torch
-
+    """The run's own pre-training loss on the shard set `shards` (trainer.evaluation, as `ambert train --eval-data`
+    evaluates it: fixed masks, no dropout), over at most max_batches batches: {"loss", "fine_loss", "coarse_loss",
+    "fine_acc", "coarse_acc"}, 0 for a side the model lacks. The side losses are MLM cross-entropy (mlm, mac) or the
+    pointer's (perm)."""
     from trainer.checkpoint import load_run_model
     from trainer.config import read_config
-    from trainer.data import pretraining_loader, read_manifest
-    from trainer.masking import BatchShape, MaskingCollator
-    from trainer.masking_strategies import Corruption
-    from vocab.artifact import verify_artifact
+    from trainer.evaluation import HeldOut
 
     model, run_dir, _ = load_run_model(run)
     cfg = read_config(os.path.join(run_dir, "config.json"))
-    vocab = os.path.join(run_dir, "vocab")
-    vocab_id = verify_artifact(vocab)["id"]
-    max_seq_len = int(read_manifest(shards, expect_vocab_id=vocab_id)["options"]["max_seq_len"])
-    shape = BatchShape.for_run(
-        cfg.data.batch_size,
-        max_seq_len,
-        cfg.model.variant,
-        cfg.data.pad_to,
-        cfg.data.packed_rows,
-        cfg.data.max_predictions,
+    heldout = HeldOut.open(
+        cfg, shards, vocab_dir=os.path.join(run_dir, "vocab"), rank=0, world_size=1, max_batches=max_batches
     )
-    loader = pretraining_loader(
-        shards,
-        expect_vocab_id=vocab_id,
-        collator=MaskingCollator(Corruption.from_config(vocab, cfg), 0, 0, shape),
-        batch_size=cfg.data.batch_size,
-        num_workers=0,
-        shuffle_buffer=1,
-        seed=0,
-        epoch=0,
-        rank=0,
-        world_size=1,
-    )
-    sums = {"fine_loss": 0.0, "coarse_loss": 0.0, "fine_correct": 0, "fine_count": 0, "coarse_correct": 0}
-    sums["coarse_count"], batches = 0, 0
-    with torch.no_grad():
-        for batch in loader:
-            output = model(batch)
-            for name in sums:
-                value = getattr(output, name)
-                sums[name] += 0 if value is None else value.item()
-            batches += 1
-            if batches == max_batches:
-                break
-    if not batches:
-        raise ValueError(f"{shards} gave no batch for the held-out loss")
-    fine, coarse = sums["fine_loss"] / batches, sums["coarse_loss"] / batches
-    return {
-        "loss": fine + coarse,
-        "fine_loss": fine,
-        "coarse_loss": coarse,
-        "fine_acc": sums["fine_correct"] / max(sums["fine_count"], 1),
-        "coarse_acc": sums["coarse_correct"] / max(sums["coarse_count"], 1),
-        "batches": batches,
-    }
+    record = heldout.evaluate(model)
+    result = {"loss": record["eval_loss"]}
+    for side in ("fine", "coarse"):
+        for name in ("loss", "acc"):
+            result[f"{side}_{name}"] = record.get(f"eval_{side}_{name}", 0.0)
+    return result
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
