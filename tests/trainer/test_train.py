@@ -406,3 +406,42 @@ def test_held_out_evaluation_is_logged_reproduced_by_a_resume_and_plotted(traine
     )
     assert foreign.returncode == 2 and "--eval-data" in foreign.stderr and "vocab" in foreign.stderr, foreign.stderr
     assert not (tmp_path / "foreign" / "config.json").exists()
+
+
+def first_samples(shards: Path, count: int, out: Path) -> Path:
+    """A shard set of the first `count` samples of `shards`' first shard (same vocab and options)."""
+    import tarfile
+
+    manifest = read_manifest(str(shards))
+    first = manifest["shards"][0]
+    assert first["samples"] >= count
+    out.mkdir()
+    with tarfile.open(shards / first["name"]) as source, tarfile.open(out / first["name"], "w", format=0) as target:
+        for member in source.getmembers()[:count]:
+            target.addfile(member, source.extractfile(member))
+    manifest["shards"] = [{**first, "samples": count, "bytes": (out / first["name"]).stat().st_size}]
+    manifest["totals"] = {**manifest["totals"], "shards": 1, "samples": count}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_two_ranks_accumulating_two_batches_of_b_step_as_one_process_with_4b(trainer_data, tmp_path):
+    """torchrun gloo, 2 ranks × optim.grad_accum=2 × batch 8 against 1 process × batch 32: the loss of a step is
+    normalized by the step's predicted positions over every micro-batch and rank, so the gradients, and the losses
+    after each update, agree. On a set of exactly 32 samples every step (one an epoch) reads all of them in both
+    runs: each rank's stretch is 16 samples, two batches of 8; the masks depend on (seed, epoch, key) only."""
+    data = first_samples(trainer_data["zh_shards"], 32, tmp_path / "shards32")
+    common = ["optim.max_steps=5", "model.dropout=0", "model.attention_dropout=0", "data.num_workers=1"]
+    ranks = tmp_path / "ranks"
+    ambert_train(data, trainer_data["zh_vocab"], ranks, "--nproc", "2", "optim.grad_accum=2", *common, timeout=300)
+    one = tmp_path / "one"
+    ambert_train(data, trainer_data["zh_vocab"], one, *common, "data.batch_size=32")
+    split, whole = (
+        [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (ranks, one)
+    )
+    assert [r["step"] for r in split] == [r["step"] for r in whole] == [1, 2, 3, 4, 5]
+    assert [r["epoch"] for r in whole] == [r["epoch"] for r in split] == [0, 1, 2, 3, 4]  # a whole epoch a step
+    for a, b in zip(split, whole, strict=True):
+        for name in ("loss", "fine_loss", "coarse_loss", "nsp_loss", "grad_norm"):
+            assert abs(a[name] - b[name]) < 1e-5, (a["step"], name, a[name], b[name])
+        assert (a["fine_count"], a["coarse_count"]) == (b["fine_count"], b["coarse_count"])
