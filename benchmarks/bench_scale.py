@@ -14,6 +14,10 @@ Each step runs as its own `ambert` process; its peak RSS is the largest of that 
 (RUSAGE_CHILDREN, measured in a fresh wrapper process per step); disk is the peak of what
 the step's output directory and its own TMPDIR (KenLM's -T files, runs spilled, shards before their move)
 hold at the peak, sampled every second, beside what the output holds at the end.
+
+File operations: the shard step is run a second time under `strace -f` (Debian: `apt-get install strace`), into
+WORK/shard-io, and the opens, read calls and seeks of the assembly on the run files (OUT/.work/runs/) are counted
+from the trace, beside the old design's one ranged read per (run, shard); the timed run is not traced.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import gzip
 import itertools
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -143,6 +148,54 @@ def wrapped(command: list[str]) -> dict:
     return {"seconds": round(seconds, 1), "peak_rss_mib": round(peak)}
 
 
+RUN_FILE = re.compile(r"^\d+ +(openat|read|pread64|lseek)\((?:AT_FDCWD<[^>]*>, \"|\d+<)([^\">]*/\.work/runs/[^\">]*)")
+
+
+def traced_run_io(command: list[str], work: Path) -> dict:
+    """The shard step again under strace: the opens for reading, read calls and seeks on its run files (the
+    assembly's input; the split tasks only write them). Cached in WORK/measure-shard-io.json."""
+    cached = work / "measure-shard-io.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    strace = shutil.which("strace")
+    if strace is None:
+        return {"run_file_io": "not measured: strace is not installed (Debian: apt-get install strace)"}
+    output, trace = work / "shard-io", work / "shard-io.strace"
+    shutil.rmtree(output, ignore_errors=True)
+    out_at = command.index("--out") + 1
+    traced = [*command[:out_at], str(output), *command[out_at + 1 :]]
+    syscalls = "openat,read,pread64,lseek"
+    done = subprocess.run(
+        [strace, "-f", "-qq", "-y", "--seccomp-bpf", "-e", f"trace={syscalls}", "-o", str(trace), *traced],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
+    if done.returncode:
+        raise SystemExit(f"the traced shard step failed:\n{done.stdout[-3000:]}")
+    counts = {"opens": 0, "reads": 0, "seeks": 0}
+    files = set()
+    with open(trace, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            found = RUN_FILE.match(line)
+            if found is None:
+                continue
+            call, path = found.groups()
+            if call == "openat":
+                if "O_WRONLY" in line or "O_RDWR" in line:
+                    continue  # a split task writing its run
+                counts["opens"] += 1
+                files.add(path)
+            else:
+                counts["reads" if call in ("read", "pread64") else "seeks"] += 1
+    trace.unlink()
+    shutil.rmtree(output, ignore_errors=True)
+    result = {"run_files_read": len(files), **{f"run_file_{k}_measured": v for k, v in counts.items()}}
+    cached.write_text(json.dumps(result))
+    return result
+
+
 def resume_seconds(shards: str, vocab: str, fraction: float, seek: bool, batch_size: int = 32) -> dict:
     """Seconds from making a loader that resumes at `fraction` of an epoch (2 DataLoader workers) to its first
     batch. seek: skip_batches (trainer/data.py seeks, so this should not grow with the fraction); else the
@@ -188,6 +241,9 @@ def main() -> None:
     parser.add_argument("--megabytes", type=float, default=1000.0, help="corpus size (the issue: ≥ 1000)")
     parser.add_argument("--work", default="/tmp/ambert-scale", help="kept between reruns (resumable)")
     parser.add_argument("--workers-projected", type=int, nargs="+", default=[16, 64], help="N for the projection")
+    parser.add_argument(
+        "--samples-per-shard", type=int, help="passed to `ambert shard build` (smaller: many shards on a small corpus)"
+    )
     parser.add_argument("--wrap", help=argparse.SUPPRESS)  # internal: run and measure one command
     args = parser.parse_args()
     if args.wrap:
@@ -238,6 +294,7 @@ def main() -> None:
             "--no-nsp",
             "--packing",
             "full",
+            *(["--samples-per-shard", str(args.samples_per_shard)] if args.samples_per_shard else []),
             *TWO_WORKERS,
         ],
     }
@@ -255,7 +312,9 @@ def main() -> None:
             row["kenlm_seconds_serial"] = round(stats["timings_seconds"]["kenlm"], 1)
         if name == "shard":
             manifest = json.loads((work / "shard" / "manifest.json").read_text())
-            runs = -(-int(megabytes * 1e6) // manifest["options"]["split_bytes"])  # one run per plain-file piece
+            io = traced_run_io(command, work)
+            # runs: the run files the assembly read (traced), else one per split piece of the plain files
+            runs = io.get("run_files_read") or -(-int(megabytes * 1e6) // manifest["options"]["split_bytes"])
             shards = manifest["totals"]["shards"]
             row.update(
                 samples=manifest["totals"]["samples"],
@@ -265,6 +324,7 @@ def main() -> None:
                 shards=shards,
                 assembly_range_reads_bound=8 * shards + runs,  # shard_groups: ≤ 8 per shard + one per run
                 assembly_range_reads_before=runs * shards,  # one per (run, shard)
+                **io,  # read calls are buffered reads (64 KiB or less each), so at least the ranged reads
             )
         rows.append(row)
         print(json.dumps(row), flush=True)
