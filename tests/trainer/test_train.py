@@ -445,3 +445,48 @@ def test_two_ranks_accumulating_two_batches_of_b_step_as_one_process_with_4b(tra
         for name in ("loss", "fine_loss", "coarse_loss", "nsp_loss", "grad_norm"):
             assert abs(a[name] - b[name]) < 1e-5, (a["step"], name, a[name], b[name])
         assert (a["fine_count"], a["coarse_count"]) == (b["fine_count"], b["coarse_count"])
+
+
+def test_bf16_and_fp16_train_close_to_fp32_and_sigusr1_resumes_fp16_exactly(trainer_data, tmp_path):
+    """run.precision on CPU end to end: bf16 (autocast) and fp16 (autocast + GradScaler, skipped steps counted)
+    losses finite and within a few percent of fp32's; SIGUSR1 stops an fp16 run after a whole step with a checkpoint
+    (exit 0), and --resume (the loss scaler's state included) continues with the uninterrupted run's losses."""
+    data, vocab = trainer_data["zh_shards"], trainer_data["zh_vocab"]
+    common = ["optim.max_steps=30", "optim.lr=3e-3", "model.dropout=0", "model.attention_dropout=0"]
+    runs = {}
+    for precision in ("fp32", "bf16", "fp16"):
+        ambert_train(data, vocab, tmp_path / precision, *common, f"run.precision={precision}")
+        runs[precision] = [
+            json.loads(line) for line in (tmp_path / precision / "metrics.jsonl").read_text().split("\n")[:-1]
+        ]
+    reference = losses(tmp_path / "fp32")
+    for precision in ("bf16", "fp16"):
+        lowered = losses(tmp_path / precision)
+        assert sorted(lowered) == sorted(reference) == list(range(1, 31))
+        for step, loss in lowered.items():
+            assert math.isfinite(loss) and abs(loss - reference[step]) < 0.05 * reference[step], (precision, step)
+        assert lowered != reference  # autocast took effect
+    assert reference[30] < reference[1] - 1.0  # and the runs learn
+    skipped = sum(record["skipped_steps"] for record in runs["fp16"])
+    assert 0 <= skipped < 10 and all(record["skipped_steps"] == 0 for record in runs["bf16"])
+
+    signalled = tmp_path / "signalled"
+    command = [AMBERT, "train", "--data", str(data), "--vocab", str(vocab), "--out", str(signalled), *TINY, *common]
+    process = subprocess.Popen(
+        [*command, "run.precision=fp16"], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 180
+    while not (signalled / "metrics.jsonl").exists() or len(losses(signalled)) < 3:
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "no 3 logged steps in time"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGUSR1)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and "stopped by SIGUSR1 after step" in stderr, stderr
+    stopped_at = max(losses(signalled))
+    assert 3 <= stopped_at < 30 and (signalled / "checkpoints" / f"step-{stopped_at:08d}").exists()
+    resumed = subprocess.run(
+        [AMBERT, "train", "--out", str(signalled), "--resume"], capture_output=True, text=True, env=ENV, timeout=240
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert losses(signalled) == losses(tmp_path / "fp16")
