@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from tests.trainer.conftest import REPO, make_shard_set, write_first_lines
-from tests.vocab.conftest import BERT, WORDS
+from tests.vocab.conftest import build_zh
 from trainer.batch import IGNORE
 from trainer.config import ConfigError, ModelConfig, load_config, masking_of
 from trainer.objectives import PointerHead
 from trainer.train import train
-from vocab.artifact import ArtifactError, read_vocab_lines, write_artifact
-from vocab.chinese_segmentation import make_segmenter, segmenter_spec
-from vocab.word_dictionary import format_word_tsv
+from vocab.artifact import ArtifactError
 
 SIMILAR = [("北京", "中国"), ("中国", "北京"), ("我们", "人民"), ("人民", "我们"), ("经济", "发展"), ("今天", "记者")]
 TINY = [
@@ -42,18 +40,7 @@ VARIANT = {"token": "bert-fine", "word": "hybrid", "ngram": "combo", "ambert": "
 def similar_data(tmp_path_factory) -> dict[str, Path]:
     """A zh artifact with similar.tsv (the test words' neighbours) and its shard set (NSP pairs)."""
     root = tmp_path_factory.mktemp("objectives")
-    write_artifact(
-        str(root / "vocab"),
-        lang="zh",
-        fine_vocab_lines=read_vocab_lines(str(BERT / "chinese_21128.txt")),
-        coarse_units=WORDS,
-        dictionary_file_name="words.tsv",
-        dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
-        segmenter_spec=segmenter_spec(make_segmenter("jieba")),
-        created_from={"test": True},
-        stats={"note": "test"},
-        similar_words_bytes="".join(f"{a}\t{b}\t0.5000\n" for a, b in SIMILAR).encode(),
-    )
+    build_zh(root / "vocab", "".join(f"{a}\t{b}\t0.5000\n" for a, b in SIMILAR).encode())
     corpus = write_first_lines(REPO / "data" / "zh" / "pku199801_sample.txt.gz", root / "zh.txt", 120)
     return {"vocab": root / "vocab", "shards": make_shard_set(root / "vocab", corpus, root / "shards", 64)}
 

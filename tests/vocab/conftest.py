@@ -16,7 +16,8 @@ PHRASES = ["new york", "new york city", "ice cream", "united states", "at least"
 WORDS = ["北京", "天安门", "我们", "中国", "人民", "经济", "发展", "今天", "记者", "工作"]
 
 
-def build_en(directory: Path) -> str:
+def build_en(directory: Path, similar_words: bytes | None = None) -> str:
+    """The English test artifact; `similar_words`: its similar.tsv (none by default)."""
     entries = [PhraseEntry(p, len(p.split()), 10, 1.0) for p in PHRASES]
     return write_artifact(
         str(directory),
@@ -28,10 +29,12 @@ def build_en(directory: Path) -> str:
         segmenter_spec=None,
         created_from={"test": True},
         stats={"note": "test"},
+        similar_words_bytes=similar_words,
     )
 
 
-def build_zh(directory: Path) -> str:
+def build_zh(directory: Path, similar_words: bytes | None = None) -> str:
+    """The Chinese test artifact (jieba); `similar_words`: its similar.tsv (none by default)."""
     return write_artifact(
         str(directory),
         lang="zh",
@@ -42,6 +45,7 @@ def build_zh(directory: Path) -> str:
         segmenter_spec=segmenter_spec(make_segmenter("jieba")),
         created_from={"test": True},
         stats={"note": "test"},
+        similar_words_bytes=similar_words,
     )
 
 

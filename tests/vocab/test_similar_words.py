@@ -7,10 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.vocab.conftest import BERT, PHRASES, build_en
-from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines, verify_artifact, write_artifact
+from tests.vocab.conftest import BERT, build_en
+from vocab.artifact import ArtifactError, read_artifact, read_vocab_lines, verify_artifact
 from vocab.multigrained import MultiGrainedTokenizer
-from vocab.phrase_dictionary import PhraseEntry, format_phrase_tsv
 from vocab.similar_words import (
     SimilarWordsError,
     SimilarWordTable,
@@ -81,8 +80,8 @@ def test_user_table_is_normalized_and_checked_against_the_vocabulary(en_artifact
 def test_similar_words_are_in_the_artifact_id_and_load_as_ids(tmp_path):
     table = format_similar_tsv([("new york", (("ice cream", 0.5), ("sir john", 0.25))), ("cat", (("dog", 0.5),))])
     plain = build_en(tmp_path / "plain")
-    with_table = build_en_with_table(tmp_path / "with", table.encode())
-    other = build_en_with_table(tmp_path / "other", table.replace("0.5000", "0.4000").encode())
+    with_table = build_en(tmp_path / "with", table.encode())
+    other = build_en(tmp_path / "other", table.replace("0.5000", "0.4000").encode())
     assert len({plain, with_table, other}) == 3
     assert "similar.tsv" in read_artifact(str(tmp_path / "with"))["files"]
     copy = tmp_path / "copy"
@@ -106,20 +105,3 @@ def test_similar_words_are_in_the_artifact_id_and_load_as_ids(tmp_path):
     assert fine["[MASK]"] not in singles and fine["##ing"] not in singles and fine["[unused1]"] not in singles
     assert fine["##ing"] in loaded.continuation_ids and fine["cat"] not in loaded.continuation_ids
     assert SimilarWordTable.from_artifact(str(tmp_path / "plain")).neighbours == {}
-
-
-def build_en_with_table(directory, similar: bytes) -> str:
-    """tests/vocab/conftest.build_en's artifact, with a similar.tsv."""
-    entries = [PhraseEntry(p, len(p.split()), 10, 1.0) for p in PHRASES]
-    return write_artifact(
-        str(directory),
-        lang="en",
-        fine_vocab_lines=read_vocab_lines(str(BERT / "uncased_30522.txt")),
-        coarse_units=PHRASES,
-        dictionary_file_name="phrases.tsv",
-        dictionary_bytes=format_phrase_tsv(entries).encode(),
-        segmenter_spec=None,
-        created_from={"test": True},
-        stats={"note": "test"},
-        similar_words_bytes=similar,
-    )
