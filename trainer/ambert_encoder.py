@@ -155,3 +155,26 @@ class AmbertBody:
         )
         pooled = (self.encoder.pool(hidden[:, 0]), self.encoder.pool(hidden[:, width])) if pool else (None, None)
         return hidden[:, :width], hidden[:, width:], *pooled
+
+
+def covering_coarse(align: torch.Tensor, fine_len: int) -> torch.Tensor:
+    """(B, Lc, 2) alignment (fine positions [start, end) under each coarse token) → (B, Lf) index of the coarse token
+    covering each fine position (0 at padding)."""
+    positions = torch.arange(fine_len, device=align.device)[None, None, :]  # (1, 1, Lf)
+    covers = (positions >= align[..., :1]) & (positions < align[..., 1:])  # (B, Lc, Lf)
+    return covers.float().argmax(dim=1)  # (B, Lf)
+
+
+def token_states(fine_hidden, coarse_hidden, align, fine_len: int, heads: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """What span heads read at each of the fine positions: {"fine": its state, "coarse": the state of the coarse
+    token covering it, "concat": both (B, Lf, 2H)}, for the sides given (None: not run) and `heads`."""
+    states = {}
+    if fine_hidden is not None:
+        states["fine"] = fine_hidden  # (B, Lf, H)
+    if coarse_hidden is not None:
+        index = covering_coarse(align, fine_len)  # (B, Lf)
+        width = coarse_hidden.shape[-1]
+        states["coarse"] = torch.gather(coarse_hidden, 1, index[..., None].expand(-1, -1, width))
+    if "concat" in heads:
+        states["concat"] = torch.cat([states["fine"], states["coarse"]], dim=-1)
+    return states

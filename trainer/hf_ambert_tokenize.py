@@ -315,7 +315,9 @@ class AmbertTokenizer:
 
     def __call__(self, texts, text_pairs=None):
         """A batch as padded torch tensors: the keyword arguments of the exported models' forward (input_ids,
-        attention_mask, token_type_ids, coarse_input_ids, coarse_attention_mask, coarse_token_type_ids)."""
+        attention_mask, token_type_ids, coarse_input_ids, coarse_attention_mask, coarse_token_type_ids, and align
+        (B, Lc, 2) for AmbertForQuestionAnswering). For AmbertForMultipleChoice encode the B × options pairs and
+        view each tensor as (B, options, -1)."""
         import torch
 
         pairs = [None] * len(texts) if text_pairs is None else text_pairs
@@ -333,6 +335,8 @@ class AmbertTokenizer:
                     for one in encoded
                 ]
             )
+        width = max(len(one["align"]) for one in encoded)  # padded coarse tokens cover no fine position
+        batch["align"] = torch.tensor([one["align"] + [[0, 0]] * (width - len(one["align"])) for one in encoded])
         return batch
 
 

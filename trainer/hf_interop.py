@@ -260,57 +260,76 @@ _AMBERT_CONFIG = (
 )
 
 
-def export_hf_ambert(source: str, out_dir: str) -> str:
-    """The full AMBERT (both word embeddings, the encoder(s); a fine-tuned classifier's three heads too) as a
-    transformers directory loading with AutoModel / AutoModelForSequenceClassification.from_pretrained(out_dir,
-    trust_remote_code=True): config.json with auto_map, modeling_ambert.py (trainer/hf_ambert_modeling.py),
-    tokenize_ambert.py (text → both id sequences without our package: trainer/hf_ambert_tokenize.py),
-    model.safetensors, vocab/ (both vocabularies and the multi-grained tokenizer's files) and the fine vocab.txt /
-    tokenizer.json at the top. `source`: a run, one of its checkpoints, or an `ambert finetune` classifier.
-    Returns the architecture written."""
-    from safetensors.torch import save_file
+ARCHITECTURES = {  # finetune.json's task → the modeling_ambert class and the transformers Auto class loading it
+    None: ("AmbertModel", "AutoModel"),
+    "classify": ("AmbertForSequenceClassification", "AutoModelForSequenceClassification"),
+    "regress": ("AmbertForSequenceClassification", "AutoModelForSequenceClassification"),
+    "choice": ("AmbertForMultipleChoice", "AutoModelForMultipleChoice"),
+    "span": ("AmbertForQuestionAnswering", "AutoModelForQuestionAnswering"),
+}
 
+
+def export_hf_ambert(source: str, out_dir: str) -> str:
+    """The full AMBERT (both word embeddings, the encoder(s); a fine-tuned model's heads too) as a transformers
+    directory loading with AutoModel / AutoModelForSequenceClassification / AutoModelForMultipleChoice /
+    AutoModelForQuestionAnswering.from_pretrained(out_dir, trust_remote_code=True). `source`: a run, one of its
+    checkpoints, or an `ambert finetune` output (classify, regress, choice, span). Returns the architecture written;
+    write_hf_ambert lists the files."""
     from trainer.checkpoint import load_run_model
-    from trainer.staged_output import staged_directory
 
     finetuned = os.path.join(source, "finetune.json")
-    extra: dict = {}
-    if os.path.exists(finetuned):
+    if not os.path.exists(finetuned):
+        model, run_dir, _ = load_run_model(source)
+        return write_hf_ambert(model, None, os.path.join(run_dir, "vocab"), out_dir)
+    with open(finetuned, encoding="utf-8") as handle:
+        task = json.load(handle).get("task", "classify")
+    if task == "span":
+        from trainer.finetune.span import load_span_model
+
+        tuned, record = load_span_model(source)
+    else:
         from trainer.finetune.loop import load_finetuned
 
-        with open(finetuned, encoding="utf-8") as handle:
-            task = json.load(handle).get("task", "classify")
-        if task not in ("classify", "regress"):
-            raise ValueError(
-                f"{source} is a {task} model; --format hf-ambert exports pre-training runs and classify/regress "
-                "models (export the run it was tuned from for its encoder)"
-            )
-        classifier, record = load_finetuned(source)
-        model, vocab_dir = classifier.encoder, os.path.join(source, "vocab")
-        architecture = "AmbertForSequenceClassification"
-        weights = {f"ambert.{name}": tensor for name, tensor in _base_weights(model).items()}
-        weights.update({f"classifiers.{name}": t for name, t in classifier.classifiers.state_dict().items()})
-        labels = record["labels"] or ["score"]  # regress: one output
-        extra = {
-            "id2label": dict(enumerate(labels)),
-            "label2id": {label: i for i, label in enumerate(labels)},
-            "prediction_head": record["head"],
-            "classifier_dropout": record["finetune"]["dropout"],
-            **({"problem_type": "regression"} if task == "regress" else {}),
-        }
+        tuned, record = load_finetuned(source)
+    return write_hf_ambert(tuned, record, os.path.join(source, "vocab"), out_dir)
+
+
+def write_hf_ambert(model, record: dict | None, vocab_dir: str, out_dir: str) -> str:
+    """Write `model` (an AmbertModel; or with its finetune.json `record`, a fine-tuned SequenceClassifier or
+    SpanExtractor) to out_dir: config.json with auto_map, modeling_ambert.py (trainer/hf_ambert_modeling.py) and the
+    ambert_encoder.py it imports, tokenize_ambert.py (text → both id sequences without our package:
+    trainer/hf_ambert_tokenize.py), model.safetensors, vocab/ (`vocab_dir`: both vocabularies and the multi-grained
+    tokenizer's files) and the fine vocab.txt / tokenizer.json at the top. Returns the architecture written."""
+    from safetensors.torch import save_file
+
+    from trainer.staged_output import staged_directory
+
+    task = None if record is None else record.get("task", "classify")
+    architecture, _ = ARCHITECTURES[task]
+    extra: dict = {}
+    if task is None:
+        encoder, weights = model, _base_weights(model)
     else:
-        model, run_dir, _ = load_run_model(source)
-        vocab_dir, architecture = os.path.join(run_dir, "vocab"), "AmbertModel"
-        weights = _base_weights(model)
+        encoder = model.encoder
+        weights = {f"ambert.{name}": tensor for name, tensor in _base_weights(encoder).items()}
+        heads = "qa_outputs" if task == "span" else "classifiers"
+        weights.update({f"{heads}.{name}": t for name, t in getattr(model, heads).state_dict().items()})
+        extra = {"prediction_head": record["head"], "classifier_dropout": record["finetune"]["dropout"]}
+        if task in ("classify", "regress"):
+            labels = record["labels"] or ["score"]  # regress: one output
+            extra.update(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+        if task == "regress":
+            extra["problem_type"] = "regression"
+        if task == "span" and record.get("threshold") is not None:
+            extra["null_score_threshold"] = record["threshold"]  # SQuAD 2.0: tuned on dev
+    auto_map = {"AutoConfig": "modeling_ambert.AmbertConfig", "AutoModel": "modeling_ambert.AmbertModel"}
+    if task is not None:
+        auto_map[ARCHITECTURES[task][1]] = f"modeling_ambert.{architecture}"
     config = {
         "model_type": "ambert",
         "architectures": [architecture],
-        "auto_map": {
-            "AutoConfig": "modeling_ambert.AmbertConfig",
-            "AutoModel": "modeling_ambert.AmbertModel",
-            "AutoModelForSequenceClassification": "modeling_ambert.AmbertForSequenceClassification",
-        },
-        **{name: getattr(model.cfg, name) for name in _AMBERT_CONFIG},
+        "auto_map": auto_map,
+        **{name: getattr(encoder.cfg, name) for name in _AMBERT_CONFIG},
         **extra,
     }
     with staged_directory(out_dir) as staging:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.ambert_encoder import token_states
 from trainer.batch import MaskedBatch
 from trainer.config import ModelConfig
 from trainer.finetune.loop import TWO_SIDED, autocast, config_record, encoder_sides, fit, linear_heads
@@ -33,13 +34,6 @@ def span_heads(variant: str) -> tuple[str, ...]:
     if variant in TWO_SIDED:
         return ("fine", "coarse", "concat")
     return {"hybrid": ("concat",), "bert-coarse": ("coarse",)}.get(variant, ("fine",))
-
-
-def covering_coarse(align: torch.Tensor, fine_len: int) -> torch.Tensor:
-    """(B, Lc, 2) alignment → (B, Lf) index of the coarse token covering each fine position (0 at padding)."""
-    positions = torch.arange(fine_len, device=align.device)[None, None, :]  # (1, 1, Lf)
-    covers = (positions >= align[..., :1]) & (positions < align[..., 1:])  # (B, Lc, Lf)
-    return covers.float().argmax(dim=1)  # (B, Lf)
 
 
 class SpanExtractor(nn.Module):
@@ -62,15 +56,7 @@ class SpanExtractor(nn.Module):
             batch.coarse_mask,
             sides=encoder_sides(heads),
         )
-        states = {}
-        if enc.fine_hidden is not None:
-            states["fine"] = enc.fine_hidden  # (B, Lf, H)
-        if enc.coarse_hidden is not None:
-            index = covering_coarse(batch.align, batch.fine_ids.shape[1])  # (B, Lf)
-            width = enc.coarse_hidden.shape[-1]
-            states["coarse"] = torch.gather(enc.coarse_hidden, 1, index[..., None].expand(-1, -1, width))
-        if "concat" in heads:
-            states["concat"] = torch.cat([states["fine"], states["coarse"]], dim=-1)  # (B, Lf, 2H)
+        states = token_states(enc.fine_hidden, enc.coarse_hidden, batch.align, batch.fine_ids.shape[1], heads)
         padding = ~batch.fine_mask[..., None]
         return {head: self.qa_outputs[head](states[head]).masked_fill(padding, -1e4) for head in heads}
 

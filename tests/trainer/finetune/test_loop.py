@@ -155,7 +155,7 @@ def test_unknown_dev_labels_are_refused(pretrained, tmp_path):
 
 
 def test_covering_coarse_token_of_each_fine_position():
-    from trainer.finetune.span import covering_coarse
+    from trainer.ambert_encoder import covering_coarse
 
     align = torch.tensor([[[0, 1], [1, 3], [3, 4], [4, 5], [0, 0]]])  # [CLS] (ab) c [SEP] pad
     assert covering_coarse(align, 6).tolist() == [[0, 1, 1, 2, 3, 0]]
@@ -224,6 +224,18 @@ def test_squad2_span_finetune_tunes_a_threshold_and_single_reads_the_fine_side_o
         concat, concat_scrambled = model(batch)["concat"], model(scrambled)["concat"]
     assert torch.equal(fine, fine_scrambled)  # AMBERT-Single: nothing of the coarse side reaches the fine head
     assert not torch.equal(concat, concat_scrambled)
+
+    from transformers import AutoModelForQuestionAnswering
+
+    from trainer.hf_interop import export_hf_ambert
+
+    assert export_hf_ambert(str(tmp_path / "v2"), str(tmp_path / "hf-v2")) == "AmbertForQuestionAnswering"
+    hf = AutoModelForQuestionAnswering.from_pretrained(str(tmp_path / "hf-v2"), trust_remote_code=True).eval()
+    assert hf.config.prediction_head == "fine" and hf.config.null_score_threshold == record["threshold"]
+    with torch.no_grad():
+        theirs = hf(input_ids=batch.fine_ids, attention_mask=batch.fine_mask.long(), token_type_ids=batch.fine_type)
+    assert (theirs.start_logits - fine[..., 0]).abs().max() < 1e-5  # AMBERT-Single: no coarse inputs needed
+    assert (theirs.end_logits - fine[..., 1]).abs().max() < 1e-5
 
 
 def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_data, tmp_path):
@@ -386,6 +398,19 @@ def test_choice_finetune_beats_chance(pretrained, tmp_path):
     assert (
         evaluate_finetuned(str(tmp_path / "choice"), splits["test"])["accuracy"] == record["scores"]["test"]["accuracy"]
     )
+    exported = subprocess.run(
+        [AMBERT, "export", "--format", "hf-ambert", str(tmp_path / "choice"), str(tmp_path / "hf-choice")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert exported.returncode == 0 and "AmbertForMultipleChoice" in exported.stderr, exported.stderr
+    from transformers import AutoModelForMultipleChoice
+
+    _, info = AutoModelForMultipleChoice.from_pretrained(
+        str(tmp_path / "hf-choice"), trust_remote_code=True, output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
 def test_option_scores_pad_missing_options():
