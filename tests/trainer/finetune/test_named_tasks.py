@@ -132,3 +132,39 @@ def test_generic_choice_fields_read_the_bundled_cloze_set():
         LabeledDataError, match=r"missing field 'choices' \(fields found: context, id, label, options\)"
     ):
         read(str(TASKS / "zh_cloze" / "dev.jsonl"))
+
+
+def test_cloze_distractors_come_from_the_similar_word_table(tmp_path):
+    """make_cloze.py --similar-from: a blanked word listed in similar.tsv gets its most similar words of its length
+    as distractors; words without neighbours keep the frequent-word distractors of the bundled set."""
+    import importlib.util
+
+    from tests.vocab.conftest import build_zh
+    from vocab.artifact import SIMILAR_WORDS_FILE
+    from vocab.similar_words import format_similar_tsv
+
+    bundled = [json.loads(line) for line in (TASKS / "zh_cloze" / "train.jsonl").read_text("utf-8").splitlines()]
+    answers = {row["options"][row["label"]] for row in bundled[:3]}
+    pool = ["甲乙", "丙丁", "戊己", "庚辛"]
+    table = [(word, (("中华人民", 0.9), *((other, 0.5 - k / 10) for k, other in enumerate(pool)))) for word in answers]
+    artifact = tmp_path / "vocab"
+    build_zh(artifact)
+    (artifact / SIMILAR_WORDS_FILE).write_text(format_similar_tsv(table), encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("make_cloze", TASKS / "make_cloze.py")
+    make_cloze = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_cloze)
+    make_cloze.main(["--similar-from", str(artifact), "--out", str(tmp_path / "cloze")])
+    made = [json.loads(line) for line in (tmp_path / "cloze" / "train.jsonl").read_text("utf-8").splitlines()]
+    assert [row["id"] for row in made] == [row["id"] for row in bundled]
+    changed = 0
+    for ours, theirs in zip(made, bundled, strict=True):
+        answer = theirs["options"][theirs["label"]]
+        assert ours["options"][ours["label"]] == answer and ours["context"] == theirs["context"]
+        if answer in answers:  # the 3 best of its length: 中华人民 has 4 characters
+            assert ours["options"] == sorted([answer, *pool[:3]])
+            changed += 1
+        else:
+            assert ours == theirs
+    assert changed >= 3
+    with pytest.raises(SystemExit, match="has no similar.tsv"):
+        make_cloze.main(["--similar-from", str(tmp_path), "--out", str(tmp_path / "never")])
