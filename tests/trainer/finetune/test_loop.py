@@ -224,6 +224,9 @@ def test_squad2_span_finetune_tunes_a_threshold_and_single_reads_the_fine_side_o
         concat, concat_scrambled = model(batch)["concat"], model(scrambled)["concat"]
     assert torch.equal(fine, fine_scrambled)  # AMBERT-Single: nothing of the coarse side reaches the fine head
     assert not torch.equal(concat, concat_scrambled)
+    no_coarse = dataclasses.replace(batch, coarse_ids=None, coarse_type=None, coarse_mask=None, align=None)
+    with torch.no_grad():  # and the coarse side does not run at all: it has no inputs
+        assert torch.equal(model(no_coarse, heads=("fine",))["fine"], fine)
 
     from transformers import AutoModelForQuestionAnswering
 
