@@ -124,13 +124,16 @@ class AmbertModel(AmbertBody, nn.Module):
         sides: tuple[str, ...] = ("fine", "coarse"),
         pool: bool = True,
         plan: dict[str, torch.Tensor] | None = None,
+        picked: dict[str, torch.Tensor] | None = None,
     ) -> Encoded:
         """Hidden states (and with `pool` the pooled [CLS]) of the requested sides that the variant has.
 
         `sides=("fine",)` on ambert or combo runs the fine path only (coarse inputs may be None). hybrid always reads
         both sequences as one, whatever `sides` asks, and returns both sides. ambert (both sides) and hybrid run the
         encoder once over the sequences packed into rows by `plan` (trainer.packing; the collator's keeps shapes
-        static; without one, packed_plan makes one, a host sync)."""
+        static; without one, packed_plan makes one, a host sync). `picked`: per side, (B, P) positions whose hidden
+        states are all that is returned of it, (B, P, H) (the MLM targets: the packed rows are read there directly,
+        with no copy of the whole side)."""
         inputs = {"fine": (fine_ids, fine_type, fine_mask), "coarse": (coarse_ids, coarse_type, coarse_mask)}
         variant = self.cfg.variant
         wanted = ("fine", "coarse") if variant == "hybrid" else [side for side in sides if side in self.sides]
@@ -156,21 +159,24 @@ class AmbertModel(AmbertBody, nn.Module):
             source, segment = plan["packed_source"], plan["packed_segment"]
             keep = (segment[:, :, None] == segment[:, None, :])[:, None]  # (rows, 1, R, R): within a sequence
             hidden = self.encoder(words[source], types[source], keep, plan["packed_position"]).flatten(0, 1)
-            out.fine_hidden, out.coarse_hidden = hidden[plan["fine_packed_at"]], hidden[plan["coarse_packed_at"]]
-            if pool:
-                out.fine_pooled = self.encoder.pool(out.fine_hidden[:, 0])
-                out.coarse_pooled = self.encoder.pool(out.coarse_hidden[:, 0])
+            for side in wanted:
+                at = plan[f"{side}_packed_at"]  # (B, L): where each position of the side sits in the packed rows
+                if pool:
+                    setattr(out, f"{side}_pooled", self.encoder.pool(hidden[at[:, 0]]))
+                setattr(out, f"{side}_hidden", hidden[at if picked is None else at.gather(1, picked[side])])
             return out
         for side in wanted:
             hidden, pooled = self.encode_side(side, *inputs[side], pool=pool)
+            if picked is not None:
+                hidden = hidden.gather(1, picked[side][..., None].expand(-1, -1, hidden.shape[-1]))
             setattr(out, f"{side}_hidden", hidden)
             setattr(out, f"{side}_pooled", pooled)
         return out
 
-    def _mlm(self, side: str, hidden: torch.Tensor, index: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
-        """(summed cross-entropy, correct, count) over a fixed budget of positions (B, P): a static gather before the
-        vocabulary projection, zero-weight slots computed and ignored."""
-        picked = hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))  # (B, P, H)
+    def _mlm(self, side: str, picked: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
+        """(summed cross-entropy, correct, count) over a fixed budget of positions: `picked` (B, P, H), the hidden
+        states encode gathered there (a static gather before the vocabulary projection); zero-weight slots are
+        computed and ignored."""
         logits = self.mlm_heads[side](picked).float()  # (B, P, V)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0), reduction="none")
         weight = weight.flatten()
@@ -179,6 +185,7 @@ class AmbertModel(AmbertBody, nn.Module):
 
     def forward(self, batch: MaskedBatch) -> PretrainOutput:
         """Pre-training losses of a collated batch (trainer.masking.MaskingCollator: static shapes throughout)."""
+        dense = self.cfg.objective == "perm"  # the pointer reads every position; MLM its budget of positions
         enc = self.encode(
             batch.fine_ids,
             batch.fine_type,
@@ -188,16 +195,17 @@ class AmbertModel(AmbertBody, nn.Module):
             batch.coarse_mask,
             pool=self.nsp_head is not None or self.sop_head is not None,  # the pooler feeds only NSP and SOP
             plan=batch.packing_plan(),
+            picked=None if dense else {side: getattr(batch, f"{side}_mlm_index") for side in ("fine", "coarse")},
         )
         zero = torch.zeros((), device=batch.fine_ids.device, dtype=torch.long)
         sums, counts, correct = {}, {}, {"fine": zero, "coarse": zero}
         for side in self.sides:
             hidden = getattr(enc, f"{side}_hidden")
-            if self.cfg.objective == "perm":  # dense: where each chosen token came from
+            if dense:  # where each chosen token came from
                 mask, labels = getattr(batch, f"{side}_mask"), getattr(batch, f"{side}_labels")
                 sums[side], correct[side], counts[side] = self.pointer_heads[side].loss(hidden, mask, labels)
             else:
-                targets = (getattr(batch, f"{side}_mlm_{part}") for part in ("index", "labels", "weight"))
+                targets = (getattr(batch, f"{side}_mlm_{part}") for part in ("labels", "weight"))
                 sums[side], correct[side], counts[side] = self._mlm(side, hidden, *targets)
         if self.nsp_head is not None or self.sop_head is not None:
             pooled = (
