@@ -223,7 +223,8 @@ def export(
     ] = "hf",
 ):
     """Export to Hugging Face: a pre-training run as BertModel (the fine encoder), a fine-tuned classifier as
-    BertForSequenceClassification (fine encoder + fine head, i.e. AMBERT-Single)."""
+    BertForSequenceClassification (fine encoder + fine head, i.e. AMBERT-Single); with --format hf-ambert, the full
+    model of a run or of any fine-tuned task (classify, regress, choice, span) with its tokenize_ambert.py."""
     if format not in ("hf", "hf-ambert"):
         fail(f"--format {format!r} is not supported; use --format hf or hf-ambert")
     from trainer.checkpoint import CheckpointError, load_run_model
