@@ -12,19 +12,21 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/ambert
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY vocab/ vocab/
 COPY pipelines/ pipelines/
 COPY trainer/ trainer/
 COPY cli/ cli/
 COPY scripts/build_kenlm.sh scripts/build_kenlm.sh
 
-# torch is a declared dependency of the package; the CPU wheel keeps the worker image small.
-# The project's own dependencies are pinned in pyproject.toml.
-# hadolint ignore=DL3013
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-    && pip install --no-cache-dir ".[dask]" \
-    && bash scripts/build_kenlm.sh /usr/local \
+# Every dependency at requirements.lock's version and sha256 (as `make setup`; torch is the lock's CPU wheel, from
+# PyTorch's index, which keeps the worker image small), then the project itself without dependencies.
+# KenLM's tools are built in a throw-away cache directory (build_kenlm.sh otherwise keeps a copy in ~/.cache).
+RUN pip install --no-cache-dir --require-hashes --extra-index-url https://download.pytorch.org/whl/cpu \
+        -r requirements.lock \
+    && pip install --no-cache-dir --no-deps . \
+    && AMBERT_CACHE_DIR=/tmp/ambert-cache bash scripts/build_kenlm.sh /usr/local \
+    && rm -rf /tmp/ambert-cache \
     && lmplz --help 2>&1 | head -n 1
 
 # The Beam SDK image's entrypoint (/opt/apache/beam/boot) stays as it is.

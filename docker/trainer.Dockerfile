@@ -8,19 +8,27 @@
 FROM python:3.11-slim-bookworm
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-# The CUDA 12.8 build of torch brings the CUDA runtime, cuDNN and NCCL as wheels; the host supplies the driver.
-# hadolint ignore=DL3013
-RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128
-
 WORKDIR /opt/ambert
+COPY requirements.lock ./
+# torch: the CUDA 12.8 build, at requirements.lock's torch version, from PyTorch's index (the lock holds the CPU
+# wheel's hash; the CUDA runtime, cuDNN and NCCL come as that build's own wheels; the host supplies the driver).
+# hadolint ignore=DL3013
+RUN version=$(sed -n 's/^torch==\([^+ ]*\).*/\1/p' requirements.lock) \
+    && test -n "$version" \
+    && pip install --no-cache-dir "torch==$version" --index-url https://download.pytorch.org/whl/cu128
+
 COPY pyproject.toml README.md ./
 COPY vocab/ vocab/
 COPY pipelines/ pipelines/
 COPY trainer/ trainer/
 COPY cli/ cli/
 COPY docker/trainer-entrypoint.sh /usr/local/bin/trainer-entrypoint.sh
-# The project's dependencies are pinned in pyproject.toml (torch is already satisfied by the CUDA wheel).
-RUN pip install --no-cache-dir . \
+# Everything else at the lock's version and sha256 (the lock without its torch entry: it lists every dependency,
+# so --no-deps), then the project itself without dependencies.
+RUN awk '/^torch==/ { skip = 1; next } skip && /^ / { next } { skip = 0; print }' requirements.lock > /tmp/no-torch.lock \
+    && pip install --no-cache-dir --no-deps --require-hashes -r /tmp/no-torch.lock \
+    && pip install --no-cache-dir --no-deps . \
+    && rm /tmp/no-torch.lock \
     && python -c "import torch, webdataset, safetensors; print('torch', torch.__version__)"
 
 ENV NNODES=1 NODE_RANK=0 NPROC_PER_NODE=gpu RDZV_ENDPOINT="" OMP_NUM_THREADS=4

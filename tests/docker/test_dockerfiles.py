@@ -61,3 +61,12 @@ def test_trainer_entrypoint_runs_ambert_train_and_checks_multi_node_settings():
     assert refused.returncode == 2 and "RDZV_ENDPOINT" in refused.stderr
     launched = run_entrypoint("--out", "", NPROC_PER_NODE="1")  # reaches `ambert train` through torchrun
     assert launched.returncode != 0 and "pass --out RUN" in launched.stderr + launched.stdout
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_images_install_the_lock_with_hashes(dockerfile):
+    """As `make setup`: the lock's versions and hashes (the trainer's CUDA torch at the lock's torch version)."""
+    text = dockerfile.read_text()
+    assert "requirements.lock" in text and "--require-hashes" in text
+    assert re.search(r"pip install (?:--\S+ )*--no-deps \.", text), "the project itself installs without deps"
+    assert not re.search(r"torch==\d", text), "torch's version comes from requirements.lock"
