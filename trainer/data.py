@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import random
+import signal
 import tarfile
 import time
 from collections.abc import Iterator
@@ -366,6 +367,15 @@ def _unchanged(item):
     return item
 
 
+def _leave_stop_signals_to_the_trainer(_worker_id: int) -> None:
+    """A loader worker ignores SIGTERM / SIGUSR1: `scancel`, a container stop or `kill -- -PGID` signal the whole
+    process group, and the trainer (trainer.train.StopSignal) finishes its step and checkpoints before the loader
+    shuts its workers down; a worker killed first would end the run with an error and no checkpoint. A worker
+    whose trainer dies exits by itself (torch's worker loop watches its parent)."""
+    for number in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(number, signal.SIG_IGN)
+
+
 class PretrainingLoader:
     """Iterable over one rank's MaskedBatches through a torch DataLoader (batch_size=None: workers batch).
 
@@ -388,6 +398,7 @@ class PretrainingLoader:
                 num_workers=self.num_workers,
                 collate_fn=_unchanged,
                 generator=generator,
+                worker_init_fn=_leave_stop_signals_to_the_trainer,
                 pin_memory=torch.cuda.is_available(),
             )
         )

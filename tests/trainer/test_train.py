@@ -127,16 +127,19 @@ def test_resume_after_kill_9_or_sigterm_reproduces_the_losses(trainer_data, tmp_
     assert resumed.returncode == 0, resumed.stderr
     assert losses(killed) == losses(straight)  # exactly, step by step
 
-    # SIGTERM (preemption): the step finishes, a checkpoint is written, exit 0; resume is identical again.
+    # SIGTERM (preemption) to the whole process group, as `scancel` or a container stop send it, the loader workers
+    # too: the step finishes, a checkpoint is written, exit 0; resume is identical again.
     signalled = tmp_path / "signalled"
     command[command.index(str(killed))] = str(signalled)
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 180
     while not (signalled / "metrics.jsonl").exists() or len(losses(signalled)) < 10:
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, "no 10 logged steps in time"
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     assert "stopped by SIGTERM after step" in stderr and "--resume" in stderr

@@ -174,7 +174,7 @@ def pretrain(language: Language, label: str, run: str, steps: int, overrides: li
     """Pre-train to `steps` in `run` (0: random init, saved); a run stopped part-way is resumed, a finished one kept."""
     from trainer.checkpoint import latest_checkpoint, read_state
     from trainer.config import load_config
-    from trainer.train import resumed_config, train
+    from trainer.train import TrainError, resumed_config, train
 
     checkpoint = latest_checkpoint(run)
     if checkpoint and read_state(checkpoint)["step"] >= steps:
@@ -185,6 +185,12 @@ def pretrain(language: Language, label: str, run: str, steps: int, overrides: li
     else:
         cfg = load_config("tiny", None, [*overrides, f"data.data={language.shards}", f"optim.max_steps={steps}"])
         train(cfg, run, vocab_dir=language.vocab)
+    reached = read_state(latest_checkpoint(run))["step"]
+    if reached < steps:  # SIGTERM / SIGUSR1: train() checkpointed and returned; fine-tuning this would be wrong
+        raise TrainError(
+            f"pre-training of {language.name} {label} stopped at step {reached} of {steps} (a stop signal); "
+            "rerun the same `ambert ablation` command to continue where it stopped"
+        )
 
 
 def heldout_loss(run: str, shards: str, max_batches: int = 50) -> dict:

@@ -324,6 +324,48 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert")))["step"] == 6
 
 
+def test_an_ablation_stopped_by_sigterm_fine_tunes_nothing_and_a_rerun_continues(trainer_data, tmp_path):
+    """SIGTERM to the ablation's whole process group (its loader workers too) while it pre-trains: the pre-training
+    checkpoints and the ablation stops with a line saying how to continue, before fine-tuning a half-trained model;
+    the same command again finishes the budget."""
+    import gzip
+    import os
+    import signal
+    import time
+
+    for split, count, seed in (("train", 40, 1), ("dev", 20, 2), ("test", 20, 3)):
+        write_toy_set(tmp_path / "toy.tsv", count, seed)
+        with gzip.open(tmp_path / f"toy_{split}.tsv.gz", "wb") as handle:
+            handle.write((tmp_path / "toy.tsv").read_bytes())
+    out = tmp_path / "ablation"
+    pretraining = [f"--pretrain={o}" for o in TINY if not o.startswith("optim.max_steps")]
+    command = [AMBERT, "ablation", "--out", str(out), "--steps", "400", "--seeds", "1", "--epochs", "1"]
+    command += ["--models", "bert", "--no-controls", "--zh-shards", str(trainer_data["zh_shards"])]
+    command += ["--zh-vocab", str(trainer_data["zh_vocab"]), "--zh-labeled", str(tmp_path / "toy"), *pretraining]
+    command += ["--pretrain=run.log_every=1", "--pretrain=data.num_workers=2", "--pretrain=run.save_every=1000"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    metrics, deadline = out / "pretrain" / "zh-bert" / "metrics.jsonl", time.monotonic() + 240
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < 3:
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "no logged pre-training step in time"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 2 and "stopped at step" in output and "rerun the same" in output, output
+    assert not (out / "finetune").exists()
+    from trainer.checkpoint import latest_checkpoint, read_state
+
+    stopped_at = read_state(latest_checkpoint(str(out / "pretrain" / "zh-bert")))["step"]
+    assert 3 <= stopped_at < 400
+    shorter = [*command[: command.index("400")], "20", *command[command.index("400") + 1 :]]
+    again = subprocess.run(shorter, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert read_state(latest_checkpoint(str(out / "pretrain" / "zh-bert")))["step"] == max(20, stopped_at)
+    assert (out / "results.md").exists()
+
+
 def test_regression_finetune_beats_a_constant_with_grad_accum_and_bf16(pretrained, tmp_path):
     """A score set by the cue word (好 5, 坏 0, none 2.5): Pearson well above a constant's 0; bf16 autocast and
     two micro-batches per step on the way."""
