@@ -54,7 +54,7 @@ def timed(step, steps: int) -> float:
 
 
 def trainer_step(model, loss_of):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # as the fine-tuning loop
 
     def step():
         loss = loss_of()

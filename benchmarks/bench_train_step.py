@@ -83,7 +83,7 @@ def ambert_step(model_config: ModelConfig, device, bf16: bool = False, compile_m
     from trainer.model import AmbertModel, parameter_groups
 
     model = AmbertModel(model_config).to(device).train()
-    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01), lr=1e-4, eps=1e-6, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(parameter_groups(model, 0.01), lr=1e-4, eps=1e-6, fused=True)
     forward = torch.compile(model, fullgraph=True, dynamic=False) if compile_model else model
 
     def step(batch):
@@ -114,7 +114,7 @@ def hf_step(model_config: ModelConfig, device, bf16: bool = False, compile_model
         .to(device)
         .train()
     )
-    optimizer = torch.optim.AdamW(hf.parameters(), lr=1e-4, eps=1e-6, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(hf.parameters(), lr=1e-4, eps=1e-6, fused=True)
     forward = torch.compile(hf, dynamic=False) if compile_model else hf
 
     def step(batch):

@@ -179,7 +179,7 @@ def fit(model: nn.Module, num_train: int, step_loss, dev_score, tuning: Finetune
     if tuning.grad_accum < 1:
         raise ValueError(f"--grad-accum {tuning.grad_accum} must be at least 1")
     device = next(model.parameters()).device
-    optimizer = torch.optim.AdamW(parameter_groups(model, tuning.weight_decay), lr=tuning.lr, eps=1e-6)
+    optimizer = torch.optim.AdamW(parameter_groups(model, tuning.weight_decay), lr=tuning.lr, eps=1e-6, fused=True)
     micro_steps = -(-num_train // tuning.batch_size)
     steps_per_epoch = -(-micro_steps // tuning.grad_accum)
     steps = tuning.epochs * steps_per_epoch
