@@ -1,6 +1,6 @@
 """tokenize_ambert.py (trainer/hf_ambert_tokenize.py), the hf-ambert export's tokenizer, run in a Python where our
 package cannot be imported: the same fine ids, coarse ids and alignment as vocab.multigrained on bundled English and
-Chinese text (jieba artifact; an ngram artifact; pre-segmented words), padded batches, the command line."""
+Chinese text (jieba and THULAC artifacts; an ngram artifact; pre-segmented words), padded batches, the command line."""
 
 from __future__ import annotations
 
@@ -85,10 +85,17 @@ def pairs_of(lines: list[str]) -> list[tuple[str, str | None]]:
     return [(line, lines[i + 1] if i % 4 == 0 and i + 1 < len(lines) else None) for i, line in enumerate(lines)]
 
 
-@pytest.mark.parametrize(("lang", "corpus"), [("en", "en/enwiki_sample.txt.gz"), ("zh", "zh/pku199801_sample.txt.gz")])
+@pytest.mark.parametrize(
+    ("lang", "corpus"),
+    [
+        ("en", "en/enwiki_sample.txt.gz"),
+        ("jieba", "zh/pku199801_sample.txt.gz"),
+        ("thulac", "zh/pku199801_sample.txt.gz"),
+    ],
+)
 def test_standalone_ids_equal_the_multigrained_tokenizer_on_bundled_text(tmp_path, lang, corpus):
     artifact = tmp_path / "artifact"
-    (build_en if lang == "en" else build_zh)(artifact)  # zh: segmenter jieba
+    build_en(artifact) if lang == "en" else build_zh(artifact, segmenter=lang)  # thulac: the default segmenter
     export = export_like(artifact, tmp_path / "export")
     payload = pairs_of(bundled_lines(corpus, 120))
     theirs = standalone(export, ENCODE_ALL, payload)

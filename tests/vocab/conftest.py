@@ -33,8 +33,8 @@ def build_en(directory: Path, similar_words: bytes | None = None) -> str:
     )
 
 
-def build_zh(directory: Path, similar_words: bytes | None = None) -> str:
-    """The Chinese test artifact (jieba); `similar_words`: its similar.tsv (none by default)."""
+def build_zh(directory: Path, similar_words: bytes | None = None, segmenter: str = "jieba") -> str:
+    """The Chinese test artifact (jieba unless `segmenter` says); `similar_words`: its similar.tsv (none by default)."""
     return write_artifact(
         str(directory),
         lang="zh",
@@ -42,7 +42,7 @@ def build_zh(directory: Path, similar_words: bytes | None = None) -> str:
         coarse_units=WORDS,
         dictionary_file_name="words.tsv",
         dictionary_bytes=format_word_tsv([(w, 5) for w in WORDS]).encode(),
-        segmenter_spec=segmenter_spec(make_segmenter("jieba")),
+        segmenter_spec=segmenter_spec(make_segmenter(segmenter)),
         created_from={"test": True},
         stats={"note": "test"},
         similar_words_bytes=similar_words,
