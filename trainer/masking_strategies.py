@@ -200,6 +200,9 @@ def choose_spans(
         free[start : start + n] = [False] * n
         chosen.append((start, n))
         total += size
+    if not chosen and target:  # every draw of the stream missed (few free units among many): the first that fits
+        fits = [unit for unit, size in enumerate(unit_sizes) if free[unit] and (limit is None or size <= limit)]
+        chosen += [(fits[0], 1)] if fits else []
     chosen.sort()
     index = np.asarray([first + k for first, n in chosen for k in range(n)], dtype=np.int64)
     group = np.asarray([number for number, (_, n) in enumerate(chosen) for _ in range(n)], dtype=np.int64)

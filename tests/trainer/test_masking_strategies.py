@@ -20,6 +20,7 @@ from trainer.masking_strategies import (
     UnitRules,
     choose_coarse_units,
     choose_ngrams,
+    choose_spans,
     choose_tokens,
     corrupt_bert,
     corrupt_mac,
@@ -162,6 +163,17 @@ def test_shares_of_chosen_tokens_and_units():
         assert len(chosen.coarse_positions) == max(1, round(0.15 * candidates))
         chosen = choose_tokens(example, rules(tie_coarse=False), example_rng(1, 0, example.key))
         assert len(chosen.fine_positions) == max(1, round(0.15 * np.sum(~np.isin(example.fine_ids, (UNK, CLS, SEP)))))
+
+
+def test_one_free_unit_among_many_is_always_chosen():
+    """Hypothesis found it: n-gram draws whose random starts all missed the one free unit chose nothing."""
+    fine = np.stack([np.arange(7), np.arange(1, 8)], axis=1)
+    candidate = np.zeros(7, dtype=bool)
+    candidate[4] = True
+    for seed in range(300):
+        chosen = choose_spans(fine, fine, candidate, np.ones(7, dtype=np.int64), 0.15, np.random.default_rng(seed),
+                              NGRAM_PROBS)  # fmt: skip
+        assert chosen.fine.tolist() == [[4, 5]], seed
 
 
 @pytest.mark.parametrize("words_from_coarse", [False, True])
