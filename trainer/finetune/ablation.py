@@ -273,6 +273,12 @@ def verdicts(results: dict) -> list[str]:
                 continue
             mean, sd = metrics["accuracy"]
             control, control_sd = models[control_key]["accuracy"]
+            if results["seeds"] < 2:  # no spread: a difference of one seed says nothing
+                lines.append(
+                    f"- {language} {results['models'][key]['name']}: {mean:.4f} vs its control {control:.4f} "
+                    "(one seed: no standard deviation to judge by; --seeds 3)"
+                )
+                continue
             margin = 2 * max(sd, control_sd)
             verdict = "beats" if mean - control > margin else "does not beat"
             lines.append(

@@ -324,6 +324,16 @@ def test_ablation_writes_mean_and_std_and_a_rerun_reuses_finished_work(trainer_d
     assert read_state(latest_checkpoint(str(tmp_path / "ablation" / "pretrain" / "zh-bert")))["step"] == 6
 
 
+def test_a_one_seed_ablation_makes_no_two_std_claim():
+    from trainer.finetune.ablation import verdicts
+
+    summary = {"en": {"bert": {"accuracy": (0.91, 0.0)}, "bert-fine-random": {"accuracy": (0.9, 0.0)}}}
+    results = {"seeds": 1, "summary": summary, "models": {"bert": {"name": "BERT (char)"}}}
+    assert verdicts(results) == ["- en BERT (char): 0.9100 vs its control 0.9000 (one seed: no standard deviation "
+                                 "to judge by; --seeds 3)"]  # fmt: skip
+    assert "beats its control by more than two" in verdicts({**results, "seeds": 3})[0]
+
+
 def test_an_ablation_stopped_by_sigterm_fine_tunes_nothing_and_a_rerun_continues(trainer_data, tmp_path):
     """SIGTERM to the ablation's whole process group (its loader workers too) while it pre-trains: the pre-training
     checkpoints and the ablation stops with a line saying how to continue, before fine-tuning a half-trained model;
