@@ -5,9 +5,10 @@
     batch.to(device)
 
 Fine and coarse sides are padded separately: by pad_examples to the longest sequence of each side (fine-tuning),
-by the pre-training collator to fixed lengths, with the MLM targets as a fixed budget of positions per example
-(*_mlm_index / *_mlm_labels / *_mlm_weight, (B, P)) and the plan that packs the sequences into the rows the shared
-encoder reads (packed_*). Labels are -100 where nothing is predicted (unmasked tokens, padding, no NSP or SOP).
+by the pre-training collator to fixed lengths, with each side's MLM targets as a flat list of prediction slots
+(*_mlm_index / *_mlm_labels / *_mlm_weight, (N,), N from a few buckets) and the plan that packs the sequences
+into the rows the shared encoder reads (packed_*). Labels are -100 where nothing is predicted (unmasked tokens,
+padding, no NSP or SOP).
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ class MaskedBatch:
     keys: list[str]  # sample keys, for debugging and data-position checks
     sop_labels: torch.Tensor | None = None  # (B,) long: 1 segments swapped, 0 in order, IGNORE; None without SOP
     # pre-training only (trainer.masking.MaskingCollator); None from pad_examples
-    fine_mlm_index: torch.Tensor | None = None  # (B, P) long: positions predicted (0 in unused slots)
-    fine_mlm_labels: torch.Tensor | None = None  # (B, P) long: their original ids, IGNORE in unused slots
-    fine_mlm_weight: torch.Tensor | None = None  # (B, P) float: 1 in used slots, 0 in unused ones
+    fine_mlm_index: torch.Tensor | None = None  # (N,) long: positions predicted, flat in (B·Lf) (0 in unused slots)
+    fine_mlm_labels: torch.Tensor | None = None  # (N,) long: their original ids, IGNORE in unused slots
+    fine_mlm_weight: torch.Tensor | None = None  # (N,) float: 1 in used slots, 0 in unused ones
     coarse_mlm_index: torch.Tensor | None = None
     coarse_mlm_labels: torch.Tensor | None = None
     coarse_mlm_weight: torch.Tensor | None = None

@@ -138,6 +138,15 @@ class DataConfig:
             "counted as capped). 0: Google BERT's, 20 at max_seq_len 128, 80 at 512 (5/32 of it)."
         },
     )
+    prediction_slots: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "Counts of the positions each side of a batch predicts (its masked positions gathered into the "
+            "smallest that holds them; only they are projected onto the vocabulary), as a JSON list; one compiled "
+            "graph each (a few are used). Empty: multiples of batch_size*max_predictions/16 up to "
+            "batch_size*max_predictions."
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -283,6 +292,8 @@ def validate(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("data.max_predictions must be ≥ 0 (0: automatic) and every data.pad_to length ≥ 2")
     if any(rows < 1 for rows in cfg.data.packed_rows):
         raise ConfigError(f"data.packed_rows {list(cfg.data.packed_rows)}: every row count must be ≥ 1")
+    if any(slots < 1 for slots in cfg.data.prediction_slots):
+        raise ConfigError(f"data.prediction_slots {list(cfg.data.prediction_slots)}: every count must be ≥ 1")
     if cfg.run.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"run.device {cfg.run.device!r} is not one of auto, cpu, cuda")
     if not 0 < cfg.data.mask_prob < 1:

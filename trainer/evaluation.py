@@ -65,14 +65,7 @@ class HeldOut:
         from vocab.artifact import verify_artifact
 
         vocab_id = verify_artifact(vocab_dir)["id"]
-        shape = BatchShape.for_run(
-            cfg.data.batch_size,
-            heldout_seq_len(shards, vocab_id, cfg.model.max_position),
-            cfg.model.variant,
-            cfg.data.pad_to,
-            cfg.data.packed_rows,
-            cfg.data.max_predictions,
-        )
+        shape = BatchShape.from_config(cfg, heldout_seq_len(shards, vocab_id, cfg.model.max_position))
         loader = pretraining_loader(
             shards,
             expect_vocab_id=vocab_id,

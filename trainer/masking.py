@@ -7,9 +7,10 @@
 
 The random choices of an example depend only on (seed, epoch, sample key, draw): the same in any worker, on any
 rank, after any resume. Pre-training batches have static shapes (torch.compile(dynamic=False) compiles one graph
-per shape): a fixed number of rows, lengths or packed row counts from a few buckets, and a fixed budget of predicted
-positions per example and side (Google BERT's max_predictions_per_seq); masked positions over the budget are left
-unmasked and counted.
+per shape): a fixed number of rows, lengths or packed row counts from a few buckets, a budget of predicted positions
+per example and side (Google BERT's max_predictions_per_seq; masked positions over it are left unmasked and
+counted), and the batch's predicted positions of each side gathered into a flat list of slots whose count is one
+of a few buckets (the MLM heads project only those onto the vocabulary, as MosaicBERT and ModernBERT do).
 """
 
 from __future__ import annotations
@@ -175,7 +176,8 @@ class BatchShape:
     """The fixed shapes of pre-training batches: `rows` examples (short batches get filler rows); each side padded to
     the smallest of `lengths` that fits (combo, bert-*) or to max_seq_len (ambert, hybrid: `packed`, where the sides
     are only gathered into packed rows); packed rows of `row_len`, as many as the smallest of `packed_rows` that
-    fits; `max_predictions` MLM slots per example and side."""
+    fits; at most `max_predictions` predicted positions per example and side, gathered per side into as many slots
+    as the smallest of `prediction_slots` that holds the batch's."""
 
     rows: int
     max_seq_len: int
@@ -184,6 +186,7 @@ class BatchShape:
     lengths: tuple[int, ...]
     packed_rows: tuple[int, ...]
     max_predictions: int
+    prediction_slots: tuple[int, ...]
 
     @classmethod
     def for_run(
@@ -194,11 +197,13 @@ class BatchShape:
         pad_to: tuple[int, ...] = (),
         packed_rows: tuple[int, ...] = (),
         max_predictions: int = 0,
+        prediction_slots: tuple[int, ...] = (),
     ) -> BatchShape:
         """The shape of a run's batches (data.batch_size, the shard set's max_seq_len, model.variant, data.pad_to,
-        data.packed_rows, data.max_predictions; 0 and () choose the defaults)."""
+        data.packed_rows, data.max_predictions, data.prediction_slots; 0 and () choose the defaults)."""
         packed, joint = variant in ("ambert", "hybrid"), variant == "hybrid"
         most_rows = rows if joint else 2 * rows  # every piece in a row of its own
+        budget = max_predictions or google_max_predictions(max_seq_len)
         return cls(
             rows,
             max_seq_len,
@@ -206,7 +211,22 @@ class BatchShape:
             joint,
             _buckets(pad_to, max_seq_len, "data.pad_to", "max_seq_len", 8),
             _buckets(packed_rows, most_rows, "data.packed_rows", "a row per sequence", 32),
-            max_predictions or google_max_predictions(max_seq_len),
+            budget,
+            _buckets(prediction_slots, rows * budget, "data.prediction_slots", "batch_size × max_predictions", 16),
+        )
+
+    @classmethod
+    def from_config(cls, cfg, max_seq_len: int) -> BatchShape:
+        """The shape of a run's batches from its configuration (trainer.config.Config) and shard set."""
+        data = cfg.data
+        return cls.for_run(
+            data.batch_size,
+            max_seq_len,
+            cfg.model.variant,
+            data.pad_to,
+            data.packed_rows,
+            data.max_predictions,
+            data.prediction_slots,
         )
 
     @property
@@ -221,6 +241,10 @@ class BatchShape:
     def fit_rows(self, needed: int) -> int:
         """The smallest packed row count ≥ `needed`."""
         return next(bucket for bucket in self.packed_rows if bucket >= needed)
+
+    def fit_slots(self, needed: int) -> int:
+        """The smallest count of prediction slots ≥ `needed`."""
+        return next(bucket for bucket in self.prediction_slots if bucket >= needed)
 
 
 def cap_predictions(example: ShardExample, masked: Masked, budget: int) -> tuple[Masked, tuple[int, int]]:
@@ -239,23 +263,30 @@ def cap_predictions(example: ShardExample, masked: Masked, budget: int) -> tuple
     return (fine_input, fine_labels, coarse_input, coarse_labels), (capped[0], capped[1])
 
 
-def mlm_targets(labels: torch.Tensor, budget: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Dense labels (B, L) with at most `budget` labelled positions per row → (index, labels, weight), each (B, budget):
-    the labelled positions in order, then unused slots (index 0, label IGNORE, weight 0)."""
+def mlm_targets(
+    labels: torch.Tensor, budget: int, slots: int | Callable[[int], int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Dense labels (B, L) with at most `budget` labelled positions per row → (index, labels, weight), each (N,): the
+    labelled positions as flat indices into the (B·L) positions, row by row in position order, then unused slots
+    (index 0, label IGNORE, weight 0). N = `slots` (a function: slots(labelled), e.g. the smallest bucket that holds
+    them; None: B × budget, every row's whole budget)."""
     where = labels != IGNORE
     if int(where.sum(1).max()) > budget:
         raise ValueError(f"a row has more than {budget} masked positions: cap_predictions first")
-    order = torch.argsort((~where).to(torch.int8), dim=1, stable=True)[:, :budget]  # labelled positions first
-    used = where.gather(1, order)
-    if order.shape[1] < budget:  # a side shorter than the budget
-        order = torch.nn.functional.pad(order, (0, budget - order.shape[1]))
-        used = torch.nn.functional.pad(used, (0, budget - used.shape[1]))
-    return order.masked_fill(~used, 0), labels.gather(1, order).masked_fill(~used, IGNORE), used.float()
+    flat = where.flatten().nonzero().squeeze(1)
+    size = labels.shape[0] * budget if slots is None else slots(len(flat)) if callable(slots) else slots
+    if len(flat) > size:
+        raise ValueError(f"{len(flat)} masked positions do not fit {size} prediction slots")
+    index = torch.zeros(size, dtype=torch.long)
+    targets = torch.full((size,), IGNORE, dtype=torch.long)
+    weight = torch.zeros(size)
+    index[: len(flat)], targets[: len(flat)], weight[: len(flat)] = flat, labels.flatten()[flat], 1.0
+    return index, targets, weight
 
 
-def with_mlm_targets(batch: MaskedBatch, budget: int) -> MaskedBatch:
-    """`batch` with its MLM labels as fixed budgets of positions (mlm_targets)."""
-    fine, coarse = mlm_targets(batch.fine_labels, budget), mlm_targets(batch.coarse_labels, budget)
+def with_mlm_targets(batch: MaskedBatch, budget: int, slots: int | Callable[[int], int] | None = None) -> MaskedBatch:
+    """`batch` with each side's MLM labels as a flat list of prediction slots (mlm_targets)."""
+    fine, coarse = (mlm_targets(labels, budget, slots) for labels in (batch.fine_labels, batch.coarse_labels))
     return dataclasses.replace(
         batch,
         **{f"fine_mlm_{part}": tensor for part, tensor in zip(("index", "labels", "weight"), fine, strict=True)},
@@ -306,7 +337,7 @@ class MaskingCollator:
         spec = self.corruption.rules.spec
         batch = pad_examples(examples, spec, masked, sop, fine_len=fine_len, coarse_len=coarse_len, rows=shape.rows)
         if budgeted:
-            batch = with_mlm_targets(batch, shape.max_predictions)
+            batch = with_mlm_targets(batch, shape.max_predictions, shape.fit_slots)
         if shape.packed:
             batch = with_packing(batch, shape.row_len, shape.joint, shape.fit_rows)
         return dataclasses.replace(batch, capped=torch.from_numpy(capped))

@@ -131,9 +131,9 @@ class AmbertModel(AmbertBody, nn.Module):
         `sides=("fine",)` on ambert or combo runs the fine path only (coarse inputs may be None). hybrid always reads
         both sequences as one, whatever `sides` asks, and returns both sides. ambert (both sides) and hybrid run the
         encoder once over the sequences packed into rows by `plan` (trainer.packing; the collator's keeps shapes
-        static; without one, packed_plan makes one, a host sync). `picked`: per side, (B, P) positions whose hidden
-        states are all that is returned of it, (B, P, H) (the MLM targets: the packed rows are read there directly,
-        with no copy of the whole side)."""
+        static; without one, packed_plan makes one, a host sync). `picked`: per side, (N,) positions, flat in the
+        side's (B·L), whose hidden states are all that is returned of it, (N, H) (the MLM targets: the packed rows
+        are read there directly, with no copy of the whole side)."""
         inputs = {"fine": (fine_ids, fine_type, fine_mask), "coarse": (coarse_ids, coarse_type, coarse_mask)}
         variant = self.cfg.variant
         wanted = ("fine", "coarse") if variant == "hybrid" else [side for side in sides if side in self.sides]
@@ -163,24 +163,23 @@ class AmbertModel(AmbertBody, nn.Module):
                 at = plan[f"{side}_packed_at"]  # (B, L): where each position of the side sits in the packed rows
                 if pool:
                     setattr(out, f"{side}_pooled", self.encoder.pool(hidden[at[:, 0]]))
-                setattr(out, f"{side}_hidden", hidden[at if picked is None else at.gather(1, picked[side])])
+                setattr(out, f"{side}_hidden", hidden[at if picked is None else at.flatten()[picked[side]]])
             return out
         for side in wanted:
             hidden, pooled = self.encode_side(side, *inputs[side], pool=pool)
             if picked is not None:
-                hidden = hidden.gather(1, picked[side][..., None].expand(-1, -1, hidden.shape[-1]))
+                hidden = hidden.flatten(0, 1)[picked[side]]
             setattr(out, f"{side}_hidden", hidden)
             setattr(out, f"{side}_pooled", pooled)
         return out
 
     def _mlm(self, side: str, picked: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor):
-        """(summed cross-entropy, correct, count) over a fixed budget of positions: `picked` (B, P, H), the hidden
+        """(summed cross-entropy, correct, count) over the batch's prediction slots: `picked` (N, H), the hidden
         states encode gathered there (a static gather before the vocabulary projection); zero-weight slots are
         computed and ignored."""
-        logits = self.mlm_heads[side](picked).float()  # (B, P, V)
-        losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten().clamp(min=0), reduction="none")
-        weight = weight.flatten()
-        correct = ((logits.argmax(-1).flatten() == labels.flatten()) * weight).sum()
+        logits = self.mlm_heads[side](picked).float()  # (N, V)
+        losses = F.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+        correct = ((logits.argmax(-1) == labels) * weight).sum()
         return (losses * weight).sum(), correct.detach().long(), weight.sum().detach().long()
 
     def forward(self, batch: MaskedBatch) -> PretrainOutput:

@@ -433,14 +433,7 @@ def train(
     forward = torch.compile(trained, fullgraph=ddp.world_size == 1, dynamic=False) if cfg.run.compile else trained
 
     corruption = Corruption.from_config(vocab_copy, cfg)
-    shape = BatchShape.for_run(
-        cfg.data.batch_size,
-        max_seq_len,
-        cfg.model.variant,
-        cfg.data.pad_to,
-        cfg.data.packed_rows,
-        cfg.data.max_predictions,
-    )
+    shape = BatchShape.from_config(cfg, max_seq_len)
     heldout = None
     if cfg.data.eval_data:
         from trainer.evaluation import HeldOut

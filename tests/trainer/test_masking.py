@@ -178,11 +178,15 @@ def test_collator_gives_static_shapes_capped_budgets_and_is_picklable(examples, 
     assert batch.fine_ids.dtype == batch.align.dtype == batch.nsp_labels.dtype == torch.long
     assert batch.fine_mask.dtype == torch.bool
     capped = [0, 0]
+    kept_flat = {"fine": [], "coarse": []}  # every kept masked position, flat in (rows · side length), in order
     for row, ex in enumerate(examples):
         f, c = len(ex.fine_ids), len(ex.coarse_ids)
         fine_in, fine_labels, coarse_in, coarse_labels = CORRUPTION(ex, example_rng(3, 1, ex.key))[1]
-        for index, (side, inputs, labels, original, length) in enumerate(
-            [("fine", fine_in, fine_labels, ex.fine_ids, f), ("coarse", coarse_in, coarse_labels, ex.coarse_ids, c)]
+        for index, (side, inputs, labels, original, length, width) in enumerate(
+            [
+                ("fine", fine_in, fine_labels, ex.fine_ids, f, fine_len),
+                ("coarse", coarse_in, coarse_labels, ex.coarse_ids, c, coarse_len),
+            ]
         ):
             positions = np.flatnonzero(labels != IGNORE)
             kept, over = positions[:12], positions[12:]  # the budget keeps the first 12, the rest are unmasked
@@ -190,14 +194,7 @@ def test_collator_gives_static_shapes_capped_budgets_and_is_picklable(examples, 
             inputs[over], labels[over] = np.asarray(original)[over], IGNORE
             assert getattr(batch, f"{side}_ids")[row, :length].tolist() == inputs.tolist()
             assert getattr(batch, f"{side}_labels")[row, :length].tolist() == labels.tolist()
-            index_, targets, weight = (
-                getattr(batch, f"{side}_mlm_{part}")[row] for part in ("index", "labels", "weight")
-            )
-            assert index_.shape == targets.shape == weight.shape == (12,)
-            assert index_[: len(kept)].tolist() == kept.tolist() and (index_[len(kept) :] == 0).all()
-            assert targets[: len(kept)].tolist() == np.asarray(original)[kept].tolist()
-            assert (targets[len(kept) :] == IGNORE).all()
-            assert weight.tolist() == [1.0] * len(kept) + [0.0] * (12 - len(kept))
+            kept_flat[side] += [(row * width + int(at), int(original[at])) for at in kept]
         assert batch.coarse_type[row, :c].tolist() == ex.coarse_type.tolist()
         assert batch.align[row, :c].tolist() == ex.align.tolist()
         assert batch.fine_mask[row].tolist() == [True] * f + [False] * (fine_len - f)
@@ -208,9 +205,17 @@ def test_collator_gives_static_shapes_capped_budgets_and_is_picklable(examples, 
         assert (batch.align[row, c:] == 0).all()
         assert batch.nsp_labels[row] == (ex.nsp_label if ex.nsp_label >= 0 else IGNORE)
     assert batch.capped.tolist() == capped
+    for side, kept in kept_flat.items():  # the batch's predictions gathered into the smallest bucket of slots
+        index_, targets, weight = (getattr(batch, f"{side}_mlm_{part}") for part in ("index", "labels", "weight"))
+        slots = min(bucket for bucket in shape.prediction_slots if bucket >= max(len(kept), 1))
+        assert index_.shape == targets.shape == weight.shape == (slots,) and shape.prediction_slots[-1] == 8 * 12
+        assert list(zip(index_[: len(kept)].tolist(), targets[: len(kept)].tolist(), strict=True)) == kept
+        assert (index_[len(kept) :] == 0).all() and (targets[len(kept) :] == IGNORE).all()
+        assert weight.tolist() == [1.0] * len(kept) + [0.0] * (slots - len(kept))
     filler = slice(len(examples), 8)  # rows without an example: one [PAD], nothing predicted
     assert (batch.fine_mask[filler].sum(1) == 1).all() and (batch.coarse_mask[filler].sum(1) == 1).all()
-    assert (batch.fine_mlm_weight[filler] == 0).all() and (batch.nsp_labels[filler] == IGNORE).all()
+    assert (batch.fine_mlm_index[batch.fine_mlm_weight > 0] < len(examples) * fine_len).all()  # none in filler rows
+    assert (batch.nsp_labels[filler] == IGNORE).all()
     again = pickle.loads(pickle.dumps(collator))(examples)
     assert torch.equal(again.fine_ids, batch.fine_ids) and torch.equal(again.coarse_mlm_index, batch.coarse_mlm_index)
 
@@ -226,6 +231,9 @@ def test_google_budget_default_and_buckets_that_do_not_fit_are_refused():
         BatchShape.for_run(4, 128, "combo", pad_to=(64,))
     with pytest.raises(ValueError, match=r"data\.packed_rows \[4\] has no value of 8"):
         BatchShape.for_run(4, 128, "ambert", packed_rows=(4,))
+    assert shape.prediction_slots == tuple(range(5, 81, 5)) and shape.fit_slots(0) == 5 and shape.fit_slots(41) == 45
+    with pytest.raises(ValueError, match=r"data\.prediction_slots \[40\] has no value of 80"):
+        BatchShape.for_run(4, 128, "ambert", prediction_slots=(40,))
 
 
 @settings(max_examples=30, deadline=None)
