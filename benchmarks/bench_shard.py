@@ -73,7 +73,7 @@ def baseline(artifact: str, corpus: Path, out: Path, max_seq_len: int, nsp: bool
             doc_id, documents[doc_id], documents, 1, max_seq_len, tokenizer.cls_id, tokenizer.sep_id, pool_ids
         )[0]
     with open(out, "wb") as handle:
-        return write_tar(handle, sorted(examples, key=lambda e: e.key))
+        return len(write_tar(handle, sorted(examples, key=lambda e: e.key)))
 
 
 def measure(figure: str, work: Path, max_seq_len: int, nsp: bool) -> dict:

@@ -12,7 +12,8 @@ import os
 
 import numpy as np
 
-from vocab.aligned_codec import ShardExample, encode_example, write_encoded_tar
+from vocab.aligned_codec import ShardExample, encode_example, member_index, write_encoded_tar
+from vocab.shard_set import index_name
 
 SPECIAL_IDS = {"pad": 0, "unk": 100, "cls": 101, "sep": 102, "mask": 103}  # BERT vocabularies' layout
 VOCAB_ID = "synthetic"
@@ -63,11 +64,13 @@ def write_synthetic_shards(
         name = f"shard-{index:05d}.tar"
         keys = [f"s{i:09d}" for i in range(start, min(samples, start + samples_per_shard))]
         with open(os.path.join(out, name), "wb") as handle:
-            write_encoded_tar(
+            offsets = write_encoded_tar(
                 handle,
                 ((key, encode_example(synthetic_example(rng, key, seq_len, fine_size, coarse_size))) for key in keys),
             )
-        shards.append({"name": name, "samples": len(keys)})
+        with open(os.path.join(out, index_name(name)), "wb") as handle:
+            handle.write(member_index(offsets))
+        shards.append({"name": name, "samples": len(keys), "index": index_name(name)})
     manifest = {
         "schema_version": 1,
         "vocab": {"id": VOCAB_ID, "sizes": {"fine": fine_size, "coarse": coarse_size}},

@@ -2,7 +2,8 @@
 
     ambert shard build --vocab out/vocab-en --corpus data/en --out out/shards-en [--max-seq-len 128] [Beam flags]
 
-OUT gets shard-00000.tar … (each `<key>.aex` member is one example; vocab/aligned_codec.py reads them)
+OUT gets shard-00000.tar … (each `<key>.aex` member is one example; vocab/aligned_codec.py reads them),
+beside each its index shard-00000.idx (the members' byte offsets: a resume seeks straight to a sample)
 and manifest.json, written last (DESIGN.md, "Shard set"). Same input, options and seed give
 byte-identical shards and manifest whatever the runner or the number of workers.
 
@@ -54,8 +55,8 @@ from pipelines.files import (
 )
 from pipelines.pretraining_examples import FullSentencePacker, Segment, contiguous_examples, pair_examples
 from pipelines.runner import beam_pipeline
-from vocab.aligned_codec import encode_example, write_encoded_tar
-from vocab.shard_set import MANIFEST
+from vocab.aligned_codec import encode_example, member_index, write_encoded_tar
+from vocab.shard_set import MANIFEST, index_name
 
 _LOG = logging.getLogger(__name__)
 MANIFEST_SCHEMA_VERSION = 1
@@ -231,7 +232,7 @@ class _WriteShardGroup(beam.DoFn):
         handle, local = tempfile.mkstemp(suffix=".tar")
         try:
             with os.fdopen(handle, "wb") as tar_file:
-                count = write_encoded_tar(tar_file, samples)
+                offsets = write_encoded_tar(tar_file, samples)
             digest = hashlib.sha256()
             with open(local, "rb") as tar_file:
                 for block in iter(lambda: tar_file.read(1 << 20), b""):
@@ -241,7 +242,14 @@ class _WriteShardGroup(beam.DoFn):
         finally:
             if os.path.exists(local):
                 os.remove(local)
-        return {"name": shard_name(index), "samples": count, "bytes": size, "sha256": digest.hexdigest()}
+        write_atomically(f"{self._out}/{index_name(shard_name(index))}", member_index(offsets))
+        return {
+            "name": shard_name(index),
+            "samples": len(offsets),
+            "bytes": size,
+            "sha256": digest.hexdigest(),
+            "index": index_name(shard_name(index)),
+        }
 
 
 class RunsToShards(beam.PTransform):
@@ -335,12 +343,13 @@ def drop_empty_shards(out: str, shards: list[dict]) -> list[dict]:
     kept: list[dict] = []
     for shard in shards:
         if not shard["samples"]:
-            delete_paths([f"{out}/{shard['name']}"])
+            delete_paths([f"{out}/{shard['name']}", f"{out}/{shard['index']}"])
             continue
         name = shard_name(len(kept))
         if name != shard["name"]:
             replace_file(f"{out}/{shard['name']}", f"{out}/{name}")
-        kept.append({**shard, "name": name})
+            replace_file(f"{out}/{shard['index']}", f"{out}/{index_name(name)}")
+        kept.append({**shard, "name": name, "index": index_name(name)})
     return kept
 
 
@@ -353,7 +362,7 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> tuple[dict, flo
     splits, split_bytes = corpus_splits(corpus_files, cfg.split_bytes)
     cfg = dataclasses.replace(cfg, split_bytes=split_bytes)  # the manifest records the size used
     # the manifest goes first (a reader then refuses the directory), then shards and work files
-    clear_previous_outputs(cfg.out, MANIFEST, (".work/**", "shard-*.tar", "shard-*.tar.tmp-*"))
+    clear_previous_outputs(cfg.out, MANIFEST, (".work/**", "shard-*.tar", "shard-*.idx", "shard-*.tmp-*"))
     started = time.monotonic()
     with beam_pipeline(beam_args) as pipeline:
         build_pipeline(pipeline, cfg, corpus_files, splits)

@@ -36,7 +36,7 @@ from webdataset.tariterators import tar_file_iterator
 from trainer.batch import MaskedBatch
 from trainer.masking import MaskingCollator, stable_seed
 from vocab.aligned_codec import FIELD, CodecError, ShardExample, decode_example
-from vocab.shard_set import ShardSetError, example_faults, read_manifest, shard_path
+from vocab.shard_set import ShardSetError, example_faults, member_offset, read_manifest, shard_path
 
 log = logging.getLogger(__name__)
 RETRIED = "retried"  # the problem of a report that is a storage retry, not corruption
@@ -48,6 +48,7 @@ class Shard:
     name: str
     path: str
     samples: int  # as the manifest says
+    index: str | None = None  # the path of its index of member offsets (None: a set written without, walked)
 
 
 @dataclass(frozen=True)
@@ -250,14 +251,15 @@ class ShardStream(IterableDataset):
         return order
 
     def read(self, spans: Iterator[Span], reports: list[tuple[str, str]]) -> Iterator[ShardExample]:
-        """The checked examples of `spans`. A span is read block by block (a shuffle_buffer of members, permuted by
-        block_order), keeping the shard open from one block to the next; the first block is reached by walking tar
-        headers with seeks, and only the members a span keeps are decoded. A corrupt shard (bad tar, undecodable
-        or invalid sample, fewer samples than the manifest's) raises ShardSetError when strict; else it is reported
-        and its remaining spans are skipped. A storage error (OSError: a timeout, a dropped connection) is no
-        corruption: the shard is opened again after a backoff and read on from the member where it stopped, up to
-        `read_retries` times in a row (each retry reported as (shard name, RETRIED)). Resampled, the examples carry
-        their span's draw number."""
+        """The checked examples of `spans`. A span is read block by block (a shuffle_buffer of members, permuted
+        by block_order), keeping the shard open from one block to the next; the first block is reached by one
+        seek to its offset in the shard's index (a set without indexes: by walking tar headers with seeks), and
+        only the members a span keeps are decoded. A corrupt shard (bad tar, undecodable or invalid sample,
+        fewer samples than the manifest's) raises ShardSetError when strict; else it is reported and its
+        remaining spans are skipped. A storage error (OSError: a timeout, a dropped connection) is no
+        corruption: the shard is opened again after a backoff and read on from the member where it stopped, up
+        to `read_retries` times in a row (each retry reported as (shard name, RETRIED)). Resampled, the examples
+        carry their span's draw number."""
         broken: set[str] = set()
         reader = BlockReader(self, reports)
         try:
@@ -322,7 +324,10 @@ class BlockReader:
         self.close()
         self.handle = fsspec.open(shard.path, "rb").open()
         self.shard, self.next = shard, member
-        skip_members(self.handle, member)
+        if shard.index is None:
+            skip_members(self.handle, member)
+        elif member:
+            self.handle.seek(member_offset(shard.index, member))
         self.members_iter = tar_file_iterator(self.handle)
 
     def members(self, shard: Shard, first: int, stop: int) -> list[dict]:
@@ -451,7 +456,7 @@ def pretraining_loader(
 
     skip_batches=k yields exactly what the same loader yields from its (k+1)-th batch on, at a cost that does not
     grow with k: each worker passes over its samples before the resume point by the manifest's counts (shards not
-    opened, tar headers walked by seeking to the block where it starts), reads the rest of one block (< shuffle_buffer
+    opened, one seek by the shard's index to the block where it starts), reads the rest of one block (< shuffle_buffer
     samples, decoding only those it keeps), and the loader builds and drops fewer than num_workers batches.
 
     history: the earlier segments of this epoch read with other layouts (a run resumed on another number of ranks
@@ -478,7 +483,15 @@ def pretraining_loader(
             f"0 ≤ rank ({rank}) < world_size ({world_size})"
         )
     manifest = read_manifest(data, expect_vocab_id)
-    shards = [Shard(entry["name"], shard_path(data, entry["name"]), entry["samples"]) for entry in manifest["shards"]]
+    shards = [
+        Shard(
+            entry["name"],
+            shard_path(data, entry["name"]),
+            entry["samples"],
+            shard_path(data, entry["index"]) if "index" in entry else None,
+        )
+        for entry in manifest["shards"]
+    ]
     if not shards:
         raise ShardSetError(f"{data} holds no shards: rebuild it with `ambert shard` from a non-empty corpus")
     sizes = manifest["vocab"]["sizes"]

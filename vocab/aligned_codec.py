@@ -176,18 +176,19 @@ def alignment_faults(example: ShardExample) -> list[str]:
     return faults
 
 
-def write_tar(fileobj, examples) -> int:
-    """Write ShardExamples (in the given order) as a shard; see write_encoded_tar. Returns the count."""
+def write_tar(fileobj, examples) -> list[int]:
+    """Write ShardExamples (in the given order) as a shard; see write_encoded_tar. Returns the members' offsets."""
     return write_encoded_tar(fileobj, ((e.key, encode_example(e)) for e in examples))
 
 
-def write_encoded_tar(fileobj, samples) -> int:
+def write_encoded_tar(fileobj, samples) -> list[int]:
     """Write (key, `.aex` bytes) pairs as a POSIX tar of `<key>.aex` members with fixed
-    mtime/uid/gid/mode/owner names, so equal samples give byte-identical shards. Returns the count."""
+    mtime/uid/gid/mode/owner names, so equal samples give byte-identical shards. Returns each member's byte
+    offset in the file (where its header starts), in order: the content of the shard's index (member_index)."""
     import io
     import tarfile
 
-    count = 0
+    offsets: list[int] = []
     with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for key, data in samples:
             if not key or "." in key or "/" in key:
@@ -196,6 +197,12 @@ def write_encoded_tar(fileobj, samples) -> int:
             info.size, info.mtime, info.mode = len(data), 0, 0o644
             info.uid = info.gid = 0
             info.uname = info.gname = ""
+            offsets.append(tar.offset)
             tar.addfile(info, io.BytesIO(data))
-            count += 1
-    return count
+    return offsets
+
+
+def member_index(offsets: list[int]) -> bytes:
+    """A shard's index file (`shard-NNNNN.idx`): its members' byte offsets as little-endian uint64, one per
+    member, so a reader seeks straight to member k (bytes 8k..8k+8) without walking the headers before it."""
+    return np.asarray(offsets, dtype="<u8").tobytes()

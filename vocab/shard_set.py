@@ -15,9 +15,12 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from vocab.aligned_codec import FIELD, CodecError, ShardExample, alignment_faults, decode_example
 
 MANIFEST = "manifest.json"
+INDEX_ENTRY_BYTES = 8  # one little-endian uint64 per member in a shard's index (aligned_codec.member_index)
 
 
 class ShardSetError(RuntimeError):
@@ -68,6 +71,23 @@ def shard_path(directory: str, name: str) -> str:
     return f"{directory.rstrip('/')}/{name}" if "://" in directory else os.path.join(directory, name)
 
 
+def index_name(shard_name: str) -> str:
+    """The index file of a shard: shard-NNNNN.tar → shard-NNNNN.idx (its members' byte offsets)."""
+    return shard_name.removesuffix(".tar") + ".idx"
+
+
+def member_offset(index_path: str, member: int) -> int:
+    """Byte offset of member number `member` in its shard, from the shard's index file: one ranged read."""
+    import fsspec
+
+    with fsspec.open(index_path, "rb") as handle:
+        handle.seek(member * INDEX_ENTRY_BYTES)
+        entry = handle.read(INDEX_ENTRY_BYTES)
+    if len(entry) < INDEX_ENTRY_BYTES:
+        raise CodecError(f"{index_path} has no entry for member {member} (a truncated index; rebuild the set)")
+    return int.from_bytes(entry, "little")
+
+
 def shard_urls(directory: str, expect_vocab_id: str | None = None) -> list[str]:
     """The shard paths of a complete shard set, in manifest order, for `webdataset.WebDataset(urls)`."""
     manifest = read_manifest(directory, expect_vocab_id)
@@ -112,6 +132,31 @@ def _sample_name(shard: str, position: int, example: ShardExample) -> str:
     return f"{shard} sample #{position} (document {example.doc_id})"
 
 
+def _index_fault(directory: str, shard: dict) -> Fault | None:
+    """A shard's index file checked against its members' header offsets (names only; nothing decoded)."""
+    import fsspec
+
+    if "index" not in shard:  # a set written before shards had indexes: readers walk the tar headers
+        return None
+    try:
+        with fsspec.open(shard_path(directory, shard["index"]), "rb") as handle:
+            recorded = np.frombuffer(handle.read(), dtype="<u8").tolist()
+        with fsspec.open(shard_path(directory, shard["name"]), "rb") as handle, tarfile.open(fileobj=handle) as tar:
+            offsets = [member.offset for member in tar]
+    except FileNotFoundError:
+        return Fault(shard["name"], "", f"its index {shard['index']} is missing")
+    except (tarfile.TarError, OSError):
+        return None  # the shard itself is unreadable: reported by the sample check
+    if recorded != offsets:
+        return Fault(
+            shard["name"],
+            "",
+            f"its index {shard['index']} does not match the members' offsets ({len(recorded)} entries, "
+            f"{len(offsets)} members): a resume would seek to the wrong sample; rebuild the set",
+        )
+    return None
+
+
 def _keys_of(path: str) -> dict[str, int]:
     """Member key → its first position in one shard (names only; nothing decoded)."""
     import fsspec
@@ -124,10 +169,10 @@ def _keys_of(path: str) -> dict[str, int]:
 
 
 def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault], int]:
-    """Check every shard of a set (a local directory or an fsspec URL) against the manifest (sha256,
-    sample count), every sample (decoding, alignment, lengths, id ranges) and the keys (no key twice in
-    the set: a duplicate breaks plain webdataset readers; the fault names both samples). Returns (faults,
-    samples checked); stops after `max_faults`. Memory: one shard's keys at a time (shards whose key
+    """Check every shard of a set (a local directory or an fsspec URL) against the manifest (sha256, sample
+    count, its index of member offsets), every sample (decoding, alignment, lengths, id ranges) and the keys (no
+    key twice in the set: a duplicate breaks plain webdataset readers; the fault names both samples). Returns
+    (faults, samples checked); stops after `max_faults`. Memory: one shard's keys at a time (shards whose key
     ranges overlap are compared again afterwards)."""
     import fsspec
 
@@ -174,6 +219,9 @@ def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault],
         else:
             if count != shard["samples"]:
                 faults.append(Fault(shard["name"], "", f"{count} samples, the manifest says {shard['samples']}"))
+        index_fault = _index_fault(directory, shard)
+        if index_fault is not None:
+            faults.append(index_fault)
         if seen:
             spans.append((min(seen), max(seen), shard["name"]))
         checked += count

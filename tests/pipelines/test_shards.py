@@ -12,6 +12,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -30,9 +31,16 @@ from pipelines.pretraining_examples import (
 )
 from pipelines.shards import ShardConfig, run
 from tests.vocab.conftest import build_en, build_zh
-from vocab.aligned_codec import ShardExample, alignment_faults, decode_sample, write_tar
+from vocab.aligned_codec import ShardExample, alignment_faults, decode_sample, member_index, write_tar
 from vocab.artifact import read_vocab_lines
-from vocab.shard_set import ShardSetError, read_manifest, shard_examples, shard_urls, verify_shard_set
+from vocab.shard_set import (
+    ShardSetError,
+    index_name,
+    read_manifest,
+    shard_examples,
+    shard_urls,
+    verify_shard_set,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 AMBERT = str(Path(sys.executable).parent / "ambert")
@@ -92,8 +100,10 @@ def read_all(out: Path, manifest: dict) -> list:
 def test_shards_are_readable_by_plain_webdataset(en_run):
     out, manifest = en_run
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", *(s["name"] for s in manifest["shards"])])
+    listed = [name for s in manifest["shards"] for name in (s["name"], s["index"])]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", *listed])
     assert [s["name"] for s in manifest["shards"]] == [f"shard-{i:05d}.tar" for i in range(len(manifest["shards"]))]
+    assert [s["index"] for s in manifest["shards"]] == [f"shard-{i:05d}.idx" for i in range(len(manifest["shards"]))]
     examples = read_all(out, manifest)
     totals = manifest["totals"]
     assert len(examples) == totals["samples"] == manifest["accounting"]["examples"]["made"] > 100
@@ -366,7 +376,8 @@ def test_key_slices_that_get_no_example_leave_no_empty_shard(artifacts, tmp_path
     assert [s["name"] for s in shards] == [f"shard-{i:05d}.tar" for i in range(len(shards))]
     assert all(s["samples"] > 0 for s in shards)
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == sorted(["manifest.json", *(s["name"] for s in shards)])
+    assert names == sorted(["manifest.json", *(s["name"] for s in shards), *(s["index"] for s in shards)])
+    assert [s["index"] for s in shards] == [f"shard-{i:05d}.idx" for i in range(len(shards))]
     assert verify_shard_set(str(tmp_path / "out")) == ([], manifest["totals"]["samples"])
 
 
@@ -420,6 +431,24 @@ def test_verify_names_a_bad_sample_in_a_well_hashed_shard(en_run, tmp_path):
     assert faults and {(f.shard, f.key) for f in faults} == {(name, bad.key)}
 
 
+def test_verify_checks_each_shards_index_of_member_offsets(en_run, tmp_path):
+    reference, manifest = en_run
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    first, second = manifest["shards"][0], manifest["shards"][1]
+    with tarfile.open(out / first["name"]) as tar:
+        offsets = [member.offset for member in tar]
+    assert (out / first["index"]).read_bytes() == np.asarray(offsets, dtype="<u8").tobytes() and offsets[0] == 0
+    (out / first["index"]).write_bytes(member_index([offsets[1], offsets[0], *offsets[2:]]))
+    (out / second["index"]).unlink()
+    faults, _checked = verify_shard_set(str(out))
+    assert [str(f) for f in faults] == [
+        f"{first['name']}: its index {first['index']} does not match the members' offsets ({len(offsets)} entries, "
+        f"{len(offsets)} members): a resume would seek to the wrong sample; rebuild the set",
+        f"{second['name']}: its index {second['index']} is missing",
+    ]
+
+
 def test_verify_fails_on_a_duplicate_key_naming_both_samples(en_run, tmp_path):
     reference, manifest = en_run
     out = tmp_path / "copy"
@@ -430,7 +459,7 @@ def test_verify_fails_on_a_duplicate_key_naming_both_samples(en_run, tmp_path):
     for number, (name, extra) in enumerate(((first, borrowed), (second, borrowed))):
         examples = [*shard_examples(str(out / name)), extra]  # a second copy in shard 0, a third in shard 1
         with open(out / name, "wb") as handle:
-            write_tar(handle, examples)
+            (out / index_name(name)).write_bytes(member_index(write_tar(handle, examples)))
         edited["shards"][number].update(
             samples=len(examples), sha256=hashlib.sha256((out / name).read_bytes()).hexdigest()
         )

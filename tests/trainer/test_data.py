@@ -357,7 +357,7 @@ class _CountedFile(LocalFileOpener):
 
 def test_a_resume_seeks_to_its_position_and_reads_no_shard_before_it(trainer_data):
     """Resuming at 10% or 90% of the epoch opens the same few shards and reads about the same bytes (whole shards
-    before the position are passed over by the manifest's counts, tar headers walked by seeking in the first)."""
+    before the position are passed over by the manifest's counts; in the first, one seek to its index's offset)."""
     import fsspec
 
     fsspec.register_implementation("countlocal", CountingLocalFileSystem, clobber=True)
@@ -375,6 +375,34 @@ def test_a_resume_seeks_to_its_position_and_reads_no_shard_before_it(trainer_dat
         read[fraction] = sum(CountingLocalFileSystem.bytes_read.values())
     assert read[0.9] <= 2 * largest and read[0.1] <= 2 * largest, (read, largest)
     assert len(list(data.glob("shard-*.tar"))) >= 6  # at 90%, reading from the start would open most of them
+
+
+def test_a_resume_inside_a_shard_seeks_through_its_index_reading_no_header_before_it(trainer_data, tmp_path):
+    """The first member of the shard a resume starts in is destroyed: the resume seeks past it by the shard's index
+    (shard-NNNNN.idx) and reads the same batch; the same set without indexes (as written before) walks the headers
+    from the start, hits the damage and skips the shard."""
+    data = tmp_path / "en"
+    shutil.copytree(trainer_data["en_shards"], data)
+    vocab = trainer_data["en_vocab"]
+    full = list(loader(data, vocab, num_workers=0, shuffle_buffer=16))
+    owner = {key: name for name, keys in shard_keys(data).items() for key in keys}
+    seen: collections.Counter = collections.Counter()
+    starts = {}  # batch number → (its shard, the first key's place in that shard's epoch order)
+    for number, batch in enumerate(full):
+        starts[number] = owner[batch.keys[0]], seen[owner[batch.keys[0]]]
+        seen.update(owner[key] for key in batch.keys)
+    skip, (name, place) = next((n, start) for n, start in starts.items() if start[1] >= 16 and n > 0)
+    with open(data / name, "r+b") as shard:
+        shard.write(b"\xff" * tarfile.BLOCKSIZE)  # member 0's header: in block 0, before the resume's block
+    resumed = loader(data, vocab, num_workers=0, shuffle_buffer=16, skip_batches=skip)
+    assert same_batches([next(iter(resumed))], full[skip : skip + 1]) and resumed.corrupt_shards == {}, place
+    manifest = json.loads((data / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        del shard["index"]
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    walked = loader(data, vocab, num_workers=0, shuffle_buffer=16, skip_batches=skip)
+    next(iter(walked))
+    assert list(walked.corrupt_shards) == [name]
 
 
 def test_drop_last_yields_only_full_batches_and_skips_by_them(trainer_data):

@@ -82,7 +82,7 @@ def test_truncated_or_damaged_bytes_are_refused_by_name(example, data):
 @given(st.lists(shard_examples(), min_size=1, max_size=5, unique_by=lambda e: e.key))
 def test_tar_is_deterministic_and_readable_by_webdataset(tmp_path_factory, examples):
     first, second = io.BytesIO(), io.BytesIO()
-    assert write_tar(first, examples) == len(examples)
+    assert len(write_tar(first, examples)) == len(examples)
     write_tar(second, examples)
     assert first.getvalue() == second.getvalue()
     path = tmp_path_factory.mktemp("tar") / "shard-00000.tar"
