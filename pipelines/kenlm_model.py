@@ -1,13 +1,14 @@
 """Training the KenLM model of a normalized corpus inside a Beam pipeline.
 
-`WriteNormalizedCorpus` writes the normalized lines as deterministic text shards (a stable hash
-of each batch's key picks the shard; lines keep their source order), and `TrainKenLM` streams
-those shards into `lmplz` and converts the ARPA file with `build_binary`, on one worker.
+`WriteNormalizedCorpus` writes the normalized lines of each batch to its own text file (named by
+a stable hash of the batch's key; lines keep their order), and `TrainKenLM` streams those files,
+in name order, into `lmplz` and converts the ARPA file with `build_binary`, on one worker.
 The binaries come from the project's set-up (`make setup` builds them into .venv/bin).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
 import apache_beam as beam
 
@@ -43,35 +43,27 @@ def kenlm_binary(name: str) -> str:
     return found
 
 
-class _WriteCorpusShard(beam.DoFn):
+class _WriteBatchText(beam.DoFn):
     def __init__(self, directory: str):
         self._directory = directory
 
-    def process(self, keyed):
-        shard, batches = keyed
-        ordered = sorted(batches, key=lambda batch: batch.key)
-        text = "".join(line + "\n" for batch in ordered for line in batch.lines)
-        path = f"{self._directory}/part-{shard:05d}.txt"
-        write_atomically(path, text.encode("utf-8"))
+    def process(self, batch):
+        name = hashlib.sha256(repr(batch.key).encode("utf-8")).hexdigest()[:32]
+        path = f"{self._directory}/batch-{name}.txt"
+        write_atomically(path, "".join(line + "\n" for line in batch.lines).encode("utf-8"))
         yield path
 
 
 class WriteNormalizedCorpus(beam.PTransform):
-    """NormalizedBatch → text shards under `directory` (one normalized line per line); paths."""
+    """NormalizedBatch → one text file per batch under `directory` (one normalized line per line, named by a stable
+    hash of the batch's key); their paths. Only paths cross a shuffle, so a local runner never holds the corpus."""
 
-    def __init__(self, directory: str, num_shards: int):
+    def __init__(self, directory: str):
         super().__init__()
         self._directory = directory
-        self._num_shards = num_shards
 
     def expand(self, batches):
-        num_shards = self._num_shards
-        return (
-            batches
-            | "KeyByShard" >> beam.Map(lambda b: (zlib.crc32(repr(b.key).encode()) % num_shards, b))
-            | "GroupShards" >> beam.GroupByKey()
-            | "WriteShards" >> beam.ParDo(_WriteCorpusShard(self._directory))
-        )
+        return batches | "WriteBatchText" >> beam.ParDo(_WriteBatchText(self._directory))
 
 
 def train_kenlm(
@@ -82,7 +74,7 @@ def train_kenlm(
     memory: str = "20%",
     temp_dir: str | None = None,
 ) -> float:
-    """Run lmplz over the concatenated corpus shards, then build_binary. `memory` is lmplz's -S,
+    """Run lmplz over the normalized corpus files (in name order), then build_binary. `memory` is lmplz's -S,
     `temp_dir` the directory for its -T files and the intermediate files. Returns seconds taken."""
     lmplz, build_binary = kenlm_binary("lmplz"), kenlm_binary("build_binary")
     started = time.monotonic()
@@ -105,7 +97,7 @@ def train_kenlm(
         if status != 0:
             with open(os.path.join(work, "lmplz.log"), errors="replace") as log:
                 tail = "".join(log.readlines()[-15:])
-            raise KenLMError(f"lmplz failed (exit {status}) on {len(corpus_paths)} shards:\n{tail}")
+            raise KenLMError(f"lmplz failed (exit {status}) on {len(corpus_paths)} corpus files:\n{tail}")
         done = subprocess.run([build_binary, arpa_local, binary_local], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise KenLMError(f"build_binary failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -128,7 +120,7 @@ class _TrainKenLM(beam.DoFn):
 
 
 class TrainKenLM(beam.PTransform):
-    """Corpus shard paths → the KenLM binary's path (a single element), + counters."""
+    """Normalized corpus file paths → the KenLM binary's path (a single element), + counters."""
 
     def __init__(self, order: int, arpa_path: str, binary_path: str, memory: str = "20%", temp_dir: str | None = None):
         super().__init__()

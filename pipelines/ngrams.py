@@ -1,7 +1,7 @@
 """Counting 1..N-grams of normalized lines and writing them as Parquet.
 
 N-grams never cross a line or a punctuation token. Counting, sharding and pruning are
-pipelines/term_counts.py's (per-batch Counters, so Beam moves a few large dicts); each shard is
+pipelines/term_counts.py's (partial counts in files: Beam moves their paths only); each shard is
 written as `ngrams/part-SSSSS-of-NNNNN.parquet` (columns ngram, n, count; sorted by n-gram).
 """
 
@@ -51,9 +51,10 @@ class NgramCounter(TermCounter):
         return str(ngram_order(term))
 
 
-def CountNgrams(order: int, min_count: int, num_shards: int) -> CountTerms:  # noqa: N802
-    """NormalizedBatch → (shard, sorted [(ngram, count)]) with count ≥ min_count, + Counts."""
-    return CountTerms(NgramCounter(order), min_count, num_shards)
+def CountNgrams(order: int, min_count: int, num_shards: int, directory: str) -> CountTerms:  # noqa: N802
+    """NormalizedBatch → (shard, sorted [(ngram, count)]) with count ≥ min_count, + Counts; partial counts under
+    `directory`."""
+    return CountTerms(NgramCounter(order), min_count, num_shards, directory)
 
 
 def ngram_table(rows: list[tuple[str, int]]) -> pa.Table:

@@ -67,12 +67,12 @@ def build_pipeline(p: beam.Pipeline, cfg: PhrasesConfig, corpus_files: list[str]
     """Wire the stages: read → normalize → count/write n-grams → KenLM → score → dictionary."""
     batches, read_counters = p | "ReadCorpus" >> ReadCorpus(corpus_files, cfg.batch_bytes, cfg.max_line_bytes)
     normalized, normalize_counters = batches | "NormalizeLines" >> NormalizeLines()
-    rows, count_counters = normalized | "CountNgrams" >> CountNgrams(cfg.order, cfg.min_count, cfg.num_shards)
-    ngram_files = rows | "WriteNgramParquet" >> WriteNgramParquet(f"{cfg.out}/ngrams", cfg.num_shards)
-    corpus_shards = normalized | "WriteNormalizedCorpus" >> WriteNormalizedCorpus(
-        f"{cfg.work_dir}/corpus", cfg.num_shards
+    rows, count_counters = normalized | "CountNgrams" >> CountNgrams(
+        cfg.order, cfg.min_count, cfg.num_shards, f"{cfg.work_dir}/counts"
     )
-    models, kenlm_counters = corpus_shards | "TrainKenLM" >> TrainKenLM(
+    ngram_files = rows | "WriteNgramParquet" >> WriteNgramParquet(f"{cfg.out}/ngrams", cfg.num_shards)
+    normalized_files = normalized | "WriteNormalizedCorpus" >> WriteNormalizedCorpus(f"{cfg.work_dir}/corpus")
+    models, kenlm_counters = normalized_files | "TrainKenLM" >> TrainKenLM(
         cfg.order,
         f"{cfg.out}/lm.arpa",
         f"{cfg.out}/lm.binary",

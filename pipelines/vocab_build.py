@@ -114,7 +114,9 @@ def count_words(
     with beam_pipeline(beam_args) as p:
         batches, read_counts = p | "ReadCorpus" >> ReadCorpus(corpus_files)
         texts, clean_counts = batches | "CleanLines" >> NormalizeLines("clean_text")
-        rows, word_counts = texts | "CountWords" >> CountWords(segmenter, options, min_count, num_shards, min_length)
+        rows, word_counts = texts | "CountWords" >> CountWords(
+            segmenter, options, min_count, num_shards, f"{work}/{name}_counts", min_length
+        )
         written = (
             rows
             | "OneKey" >> beam.Map(lambda keyed: (None, keyed[1]))

@@ -44,7 +44,8 @@ class WordCounter(TermCounter):
 
 
 def CountWords(  # noqa: N802
-    segmenter: str, segmenter_options: dict, min_count: int, num_shards: int, min_length: int = 2
+    segmenter: str, segmenter_options: dict, min_count: int, num_shards: int, directory: str, min_length: int = 2
 ) -> CountTerms:
-    """Cleaned-text NormalizedBatch → (shard, sorted [(word, count)]) with count ≥ min_count."""
-    return CountTerms(WordCounter(segmenter, segmenter_options, min_length), min_count, num_shards)
+    """Cleaned-text NormalizedBatch → (shard, sorted [(word, count)]) with count ≥ min_count; partial counts under
+    `directory`."""
+    return CountTerms(WordCounter(segmenter, segmenter_options, min_length), min_count, num_shards, directory)

@@ -48,7 +48,9 @@ def test_shards_are_stable_hashes():
     assert {shard_of(f"w{i}", 4) for i in range(100)} == {0, 1, 2, 3}
 
 
-def test_count_ngrams_transform_under_test_pipeline():
+def test_count_ngrams_transform_under_test_pipeline(tmp_path):
+    """Each batch's partial counts go to files (one per batch and shard), only their paths cross the shuffle; the
+    merged rows and counters are the brute-force counts."""
     batches = [
         NormalizedBatch(("a.txt", 1), ("new york , new york", "of the new york")),
         NormalizedBatch(("a.txt", 3), ("new york",)),
@@ -56,7 +58,8 @@ def test_count_ngrams_transform_under_test_pipeline():
     expected = brute_force([line for b in batches for line in b.lines], 2)
     kept = sorted((gram, count) for gram, count in expected.items() if count >= 2)
     with TestPipeline(options=pipeline_options([])) as p:
-        rows, counters = p | beam.Create(batches) | CountNgrams(order=2, min_count=2, num_shards=3)
+        counts = CountNgrams(order=2, min_count=2, num_shards=3, directory=str(tmp_path / "counts"))
+        rows, counters = p | beam.Create(batches) | counts
         flat = rows | beam.FlatMap(lambda keyed: keyed[1])
         assert_that(flat, equal_to(kept), label="rows")
         distinct = (
@@ -67,6 +70,10 @@ def test_count_ngrams_transform_under_test_pipeline():
         )
         expected_distinct = Counter(f"ngrams_distinct.{g.count(' ') + 1}" for g in expected)
         assert_that(distinct, equal_to(sorted(expected_distinct.items())), label="distinct")
+    written = sorted(path.name for path in (tmp_path / "counts").iterdir())
+    per_batch = [{shard_of(gram, 3) for gram in count_ngrams(b.lines, 2)} for b in batches]
+    assert len(written) == sum(len(shards) for shards in per_batch) > len(batches)
+    assert all(name.endswith(".pickle") for name in written)
 
 
 def test_parquet_schema(phrases_run):
