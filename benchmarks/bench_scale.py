@@ -50,6 +50,9 @@ def build_corpus(megabytes: float, out: Path) -> float:
     marker = out / "DONE"
     if marker.exists():
         return float(marker.read_text())
+    missing = [str(SHARED / name) for name in SOURCES if not (SHARED / name).exists()]
+    if missing:
+        raise SystemExit(f"bench_scale needs ../shared/data beside the repository; not found: {', '.join(missing)}")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     lines = []

@@ -47,7 +47,7 @@ def build(ctx: typer.Context, config: ShardConfig):
 
 @shard_app.command("verify")
 def verify(directory: Annotated[str, typer.Argument(help="A shard set directory.")]):
-    """Check every shard's sha256 and every sample (decoding, alignment, lengths, id ranges); exit 1 on a fault."""
+    """Check each shard's sha256, index and every sample (decoding, alignment, lengths, id ranges); exit 1 on faults."""
     from vocab.shard_set import ShardSetError, verify_shard_set
 
     try:
