@@ -7,6 +7,7 @@ named reason. `normalize_line` / `clean_line` are the per-line logic, callable w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -143,6 +144,12 @@ LINE_MODES = {"bert_words": normalize_line, "clean_text": clean_line}
 class NormalizedBatch:
     key: tuple[str, int]
     lines: tuple[str, ...]
+
+    @property
+    def file_stem(self) -> str:
+        """A stable name for a file written from this batch (a hash of its key): the same on every worker and run,
+        so a retried batch rewrites its own files and their name order does not depend on the runner."""
+        return hashlib.sha256(repr(self.key).encode("utf-8")).hexdigest()[:32]
 
 
 class _NormalizeBatch(beam.DoFn):

@@ -8,7 +8,6 @@ The binaries come from the project's set-up (`make setup` builds them into .venv
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -48,8 +47,7 @@ class _WriteBatchText(beam.DoFn):
         self._directory = directory
 
     def process(self, batch):
-        name = hashlib.sha256(repr(batch.key).encode("utf-8")).hexdigest()[:32]
-        path = f"{self._directory}/batch-{name}.txt"
+        path = f"{self._directory}/batch-{batch.file_stem}.txt"
         write_atomically(path, "".join(line + "\n" for line in batch.lines).encode("utf-8"))
         yield path
 

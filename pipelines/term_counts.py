@@ -9,7 +9,6 @@ runner's memory does not grow with the corpus (it holds what crosses a shuffle).
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zlib
 from collections import Counter
@@ -43,8 +42,8 @@ def shard_of(term: str, num_shards: int) -> int:
 
 class _CountBatch(beam.DoFn):
     """A batch → (shard, path of a partial count file) per shard it has terms of: its Counter split by shard_of,
-    each part a pickled {term: count} file under `directory`, named by a stable hash of the batch's key and the
-    shard (a retried batch rewrites the same files). Only the paths cross the shuffle: a local runner keeps what
+    each part a pickled {term: count} file under `directory`, named by the batch's file_stem and the shard (a
+    retried batch rewrites the same files). Only the paths cross the shuffle: a local runner keeps what
     crosses it in memory. (Per batch, not per bundle: Beam's DaskRunner drops what finish_bundle emits.)"""
 
     def __init__(self, term_counter: TermCounter, num_shards: int, directory: str):
@@ -59,10 +58,9 @@ class _CountBatch(beam.DoFn):
         shards: list[dict[str, int]] = [{} for _ in range(self._num_shards)]
         for term, count in self._term_counter.count(batch).items():
             shards[shard_of(term, self._num_shards)][term] = count
-        name = hashlib.sha256(repr(batch.key).encode("utf-8")).hexdigest()[:32]
         for shard, partial in enumerate(shards):
             if partial:
-                path = f"{self._directory}/{name}-{shard:05d}.pickle"
+                path = f"{self._directory}/{batch.file_stem}-{shard:05d}.pickle"
                 write_atomically(path, pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL))
                 yield shard, path
 

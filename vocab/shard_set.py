@@ -97,6 +97,12 @@ def shard_urls(directory: str, expect_vocab_id: str | None = None) -> list[str]:
 def shard_examples(path: str) -> Iterator[ShardExample]:
     """Every example of one shard file (a local path or an fsspec URL), in order; CodecError names the
     sample key."""
+    for _offset, example in _placed_examples(path):
+        yield example
+
+
+def _placed_examples(path: str) -> Iterator[tuple[int, ShardExample]]:
+    """(byte offset of its member's header, example) for every example of one shard, in order."""
     import fsspec
 
     with fsspec.open(path, "rb") as handle, tarfile.open(fileobj=handle, mode="r:") as tar:
@@ -104,7 +110,7 @@ def shard_examples(path: str) -> Iterator[ShardExample]:
             key, _, suffix = member.name.rpartition(".")
             if suffix != FIELD or not member.isfile():
                 raise CodecError(f"member {member.name!r} is not a <key>.{FIELD} file")
-            yield decode_example(tar.extractfile(member).read(), key)
+            yield member.offset, decode_example(tar.extractfile(member).read(), key)
 
 
 def _file_sha256(path: str) -> str:
@@ -132,8 +138,8 @@ def _sample_name(shard: str, position: int, example: ShardExample) -> str:
     return f"{shard} sample #{position} (document {example.doc_id})"
 
 
-def _index_fault(directory: str, shard: dict) -> Fault | None:
-    """A shard's index file checked against its members' header offsets (names only; nothing decoded)."""
+def _index_fault(directory: str, shard: dict, offsets: list[int]) -> Fault | None:
+    """A shard's index file checked against its members' header offsets (read with its samples)."""
     import fsspec
 
     if "index" not in shard:  # a set written before shards had indexes: readers walk the tar headers
@@ -141,12 +147,10 @@ def _index_fault(directory: str, shard: dict) -> Fault | None:
     try:
         with fsspec.open(shard_path(directory, shard["index"]), "rb") as handle:
             recorded = np.frombuffer(handle.read(), dtype="<u8").tolist()
-        with fsspec.open(shard_path(directory, shard["name"]), "rb") as handle, tarfile.open(fileobj=handle) as tar:
-            offsets = [member.offset for member in tar]
     except FileNotFoundError:
         return Fault(shard["name"], "", f"its index {shard['index']} is missing")
-    except (tarfile.TarError, OSError):
-        return None  # the shard itself is unreadable: reported by the sample check
+    except OSError as error:
+        return Fault(shard["name"], "", f"its index {shard['index']} is unreadable: {error}")
     if recorded != offsets:
         return Fault(
             shard["name"],
@@ -197,8 +201,10 @@ def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault],
             faults.append(Fault(shard["name"], "", "sha256 differs from the manifest's (damaged or replaced)"))
         count = 0
         seen: dict[str, tuple[int, ShardExample]] = {}
+        offsets: list[int] = []
         try:
-            for example in shard_examples(path):
+            for offset, example in _placed_examples(path):
+                offsets.append(offset)
                 for problem in example_faults(example, max_seq_len, sizes["fine"], sizes["coarse"]):
                     faults.append(Fault(shard["name"], example.key, problem))
                 if example.key in seen:
@@ -219,9 +225,9 @@ def verify_shard_set(directory: str, max_faults: int = 20) -> tuple[list[Fault],
         else:
             if count != shard["samples"]:
                 faults.append(Fault(shard["name"], "", f"{count} samples, the manifest says {shard['samples']}"))
-        index_fault = _index_fault(directory, shard)
-        if index_fault is not None:
-            faults.append(index_fault)
+            index_fault = _index_fault(directory, shard, offsets)  # an unreadable shard is reported above
+            if index_fault is not None:
+                faults.append(index_fault)
         if seen:
             spans.append((min(seen), max(seen), shard["name"]))
         checked += count
